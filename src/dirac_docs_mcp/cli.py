@@ -1,0 +1,196 @@
+"""``dirac-docs-mcp index|search|serve|status|eval`` — the same functions the MCP tools call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import Settings, load_settings
+from .errors import DiracDocsError
+
+log = logging.getLogger("dirac_docs_mcp")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        index_path=getattr(args, "index", None),
+        qdrant_url=getattr(args, "qdrant_url", None),
+        collection=getattr(args, "collection", None),
+        embedding_model=getattr(args, "embedding_model", None),
+    )
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .indexer.pipeline import Indexer
+    from .runtime import Runtime
+
+    settings = _settings(args)
+    with Runtime(settings) as runtime:
+        report = Indexer(runtime.store, runtime.encoders, settings).run(
+            args.paths, rebuild=args.rebuild, progress=None if not args.no_progress else False
+        )
+    for failure in report.failures:
+        print(f"skipped {failure}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .runtime import Runtime
+    from .tools.search import format_hits, search_docs
+
+    with Runtime(_settings(args)) as runtime:
+        result = search_docs(runtime, args.query, args.limit, args.section, args.source_prefix)
+    print(result.model_dump_json(indent=1) if args.json else format_hits(result))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .runtime import Runtime
+    from .tools.documents import index_status
+
+    with Runtime(_settings(args)) as runtime:
+        status = index_status(runtime)
+    if args.json:
+        print(status.model_dump_json(indent=1))
+    else:
+        print(f"index:      {status.location} (collection {status.collection})")
+        print(f"model:      {status.embedding_model or '-'}")
+        print(f"documents:  {status.files}")
+        print(f"chunks:     {status.points}")
+        for root in status.roots:
+            print(f"root:       {root}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import run_server
+
+    settings = _settings(args)
+    if args.http:
+        run_server(settings, "streamable-http", host=args.host, port=args.port)
+    else:
+        run_server(settings, "stdio")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import load_aliases, load_questions, run_retrieval, score
+    from .runtime import Runtime
+    from .tools.search import retrieve
+
+    questions = load_questions(Path(args.questions))
+    aliases = load_aliases(Path(args.aliases) if args.aliases else None)
+    with Runtime(_settings(args)) as runtime:
+
+        def search(question: str) -> list[dict]:
+            chunks = retrieve(runtime, question, args.k)
+            return [{"source": c.source, "text": c.text, "section": c.section} for c in chunks]
+
+        search("warm-up")  # load models before timing
+        start = time.perf_counter()
+        run = run_retrieval(questions, search, Path(args.run) if args.run else None)
+        elapsed = time.perf_counter() - start
+    scores = score(questions, run, aliases)
+    scores.ms_per_query = elapsed / max(len(questions), 1) * 1000
+    print(scores.line())
+    if args.run:
+        print(f"run file: {args.run}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "n": scores.n,
+                    "recall": scores.recall,
+                    "MRR@10": scores.mrr10,
+                    "ms_per_query": scores.ms_per_query,
+                    "first_relevant_rank": scores.ranks,
+                },
+                indent=1,
+            )
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dirac-docs-mcp", description="Offline DIRAC documentation assistant (MCP server)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index", help="embedded index folder (default: <data dir>/index)")
+    common.add_argument("--qdrant-url", help="use a Qdrant server instead of the embedded index")
+    common.add_argument("--collection", help="collection name (default dirac_docs)")
+    common.add_argument(
+        "--embedding-model", help="minilm-int8 (default), minilm, or a model folder"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", parents=[common], help="index documentation folders or files")
+    p.add_argument("paths", nargs="+", help="folders or files (.rst .md .txt .cfg .pdf)")
+    p.add_argument(
+        "--rebuild", action="store_true", help="drop the index and build it from scratch"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", parents=[common], help="search the index")
+    p.add_argument("query")
+    p.add_argument("-n", "--limit", type=int, default=5)
+    p.add_argument("--section", help="only sections whose breadcrumb contains these words")
+    p.add_argument("--source-prefix", help="only documents under this path")
+    p.add_argument("--json", action="store_true", help="print the structured result")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
+    p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("status", parents=[common], help="what the index holds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("eval", parents=[common], help="retrieval recall@k / MRR on a question file")
+    p.add_argument(
+        "questions", help="JSONL with id, question, source, keyphrases (shared/eval format)"
+    )
+    p.add_argument("--aliases", help="JSON map of alternative paths to canonical sources")
+    p.add_argument("--run", help="write the run file (score_retrieval.py format) here")
+    p.add_argument("--json", help="write the scores here")
+    p.add_argument("-k", type=int, default=10, help="hits per question (default 10)")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except DiracDocsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""All settings in one object.
+
+Sources, highest priority first: explicit keyword arguments (the CLI's flags), environment
+variables prefixed ``DIRAC_MCP_`` (e.g. ``DIRAC_MCP_QDRANT_URL``), an optional TOML file
+(``DIRAC_MCP_CONFIG_FILE`` or ``<data_dir>/config.toml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "DIRAC_MCP_"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(f"{ENV_PREFIX}DATA_DIR") or user_data_dir("dirac-docs-mcp"))
+
+
+def _toml_path() -> Path:
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    return Path(explicit) if explicit else default_data_dir() / "config.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="models converted once, the embedded index and generated datasets live here",
+    )
+    index_path: Path | None = Field(
+        default=None, description="embedded Qdrant directory (default: <data_dir>/index)"
+    )
+    qdrant_url: str | None = Field(
+        default=None, description="use a Qdrant server or cluster instead of the embedded index"
+    )
+    qdrant_api_key: str | None = None
+    qdrant_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    collection: str = Field(default="dirac_docs", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+
+    # --- embeddings ----------------------------------------------------------------------
+    embedding_model: str = Field(
+        default="minilm-int8",
+        description="a built-in name (minilm-int8, minilm) or a local sentence-transformers/ONNX folder",
+    )
+    embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    embedding_threads: int | None = Field(default=None, ge=1, le=256)
+
+    # --- chunking ------------------------------------------------------------------------
+    chunk_max_tokens: int = Field(default=256, ge=32, le=8192)
+    chunk_overlap_tokens: int = Field(default=32, ge=0, le=1024)
+    chunk_min_tokens: int = Field(default=64, ge=0, le=4096)
+
+    # --- retrieval -----------------------------------------------------------------------
+    search_default_limit: int = Field(default=5, ge=1, le=50)
+    search_max_limit: int = Field(default=20, ge=1, le=100)
+    search_prefetch: int = Field(default=40, ge=1, le=1000, description="candidates per retriever")
+    rrf_k: int = Field(default=20, ge=1, le=1000)
+    dense_weight: float = Field(default=1.0, ge=0)
+    sparse_weight: float = Field(default=1.0, ge=0)
+    max_result_chars: int = Field(
+        default=40_000, ge=1_000, le=400_000, description="bound on a tool result's passage text"
+    )
+    max_query_chars: int = Field(default=2_000, ge=10, le=100_000)
+
+    # --- generator (answer_question, generate_qa_pairs) ------------------------------------
+    generator_model: str = Field(
+        default="qwen2.5-coder-0.5b",
+        description="a built-in name (qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, smollm2-135m), "
+        "a local Hugging Face model folder, or a .gguf file",
+    )
+    generator_quantization: Literal["auto", "nf4", "int8", "bf16", "fp32"] = Field(
+        default="auto",
+        description="auto: 4-bit NF4 (bitsandbytes) on CUDA, dynamic int8 Linear layers on CPU",
+    )
+    generator_device: Literal["auto", "cpu", "cuda"] = "auto"
+    generator_threads: int | None = Field(default=None, ge=1, le=256)
+    generator_max_new_tokens: int = Field(default=256, ge=1, le=4096)
+    generator_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    generator_max_context_tokens: int = Field(default=3072, ge=256, le=131072)
+
+    # --- server --------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser()
+        if self.index_path is None:
+            self.index_path = self.data_dir / "index"
+        else:
+            self.index_path = self.index_path.expanduser()
+        if self.chunk_overlap_tokens >= self.chunk_max_tokens // 2:
+            raise ValueError("chunk_overlap_tokens must be less than half of chunk_max_tokens")
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def location(self) -> str:
+        """Human-readable description of where the index is."""
+        return self.qdrant_url or str(self.index_path)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation errors into one readable ConfigError."""
+    from pydantic import ValidationError
+
+    from .errors import ConfigError
+
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first.get('msg')}") from None

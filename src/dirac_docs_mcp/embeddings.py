@@ -1,0 +1,198 @@
+"""Dense and keyword (BM25) encoders behind small interfaces.
+
+Dense: fastembed ONNX (default) or transformers on torch for a model folder without an ONNX
+file. Keyword: fastembed's BM25 sparse vectors (Qdrant applies IDF at query time).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from .errors import ModelError
+from .models import EmbeddingModelSpec, tokenizer_path, write_bm25_dir
+from .stopwords import ENGLISH_STOPWORDS
+
+log = logging.getLogger(__name__)
+
+SparseVector = tuple[list[int], list[float]]
+
+
+class DenseEncoder(Protocol):
+    spec: EmbeddingModelSpec
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+class TokenCounter:
+    """Counts tokens with the embedding model's own tokenizer (fast, Rust)."""
+
+    def __init__(self, spec: EmbeddingModelSpec):
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path(spec)))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    def __call__(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
+
+class OnnxDenseEncoder:
+    """fastembed over a local ONNX folder: mean pooling + L2 normalisation."""
+
+    _registered: set[str] = set()
+
+    def __init__(self, spec: EmbeddingModelSpec, batch_size: int = 32, threads: int | None = None):
+        from fastembed import TextEmbedding
+        from fastembed.common.model_description import ModelSource, PoolingType
+
+        self.spec = spec
+        self.batch_size = batch_size
+        name = "dirac-docs-mcp/" + spec.model_id
+        if name not in self._registered:
+            try:
+                TextEmbedding.add_custom_model(
+                    name,
+                    pooling=PoolingType.MEAN,
+                    normalization=True,
+                    sources=ModelSource(hf="local/none"),
+                    dim=spec.dim,
+                    model_file="model.onnx",
+                )
+            except ValueError:
+                pass  # registered by an earlier instance in this process
+            self._registered.add(name)
+        try:
+            self._model = TextEmbedding(
+                name, specific_model_path=str(spec.path), threads=threads, local_files_only=True
+            )
+        except Exception as exc:  # onnxruntime raises many types
+            raise ModelError(f"could not load ONNX model from {spec.path}: {exc}") from exc
+        self._model.model.tokenizer.enable_truncation(max_length=spec.max_tokens)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        prefixed = [self.spec.document_prefix + t for t in texts]
+        return [v.tolist() for v in self._model.embed(prefixed, batch_size=self.batch_size)]
+
+    def embed_query(self, text: str) -> list[float]:
+        return next(iter(self._model.embed([self.spec.query_prefix + text]))).tolist()
+
+
+class TorchDenseEncoder:
+    """transformers AutoModel with mean pooling; bf16 on CPUs that support it."""
+
+    def __init__(self, spec: EmbeddingModelSpec, batch_size: int = 32, threads: int | None = None):
+        try:
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError as exc:
+            raise ModelError(f"the torch backend needs torch and transformers: {exc}") from exc
+        if threads:
+            torch.set_num_threads(threads)
+        self.spec = spec
+        self.batch_size = batch_size
+        self._torch = torch
+        self._tokenizer = AutoTokenizer.from_pretrained(str(spec.path), local_files_only=True)
+        self._model = AutoModel.from_pretrained(str(spec.path), local_files_only=True).eval()
+
+    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
+        torch = self._torch
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self._tokenizer(
+                list(texts[start : start + self.batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.spec.max_tokens,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                hidden = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.extend(torch.nn.functional.normalize(pooled, dim=-1).float().tolist())
+        return out
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._encode([self.spec.document_prefix + t for t in texts])
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._encode([self.spec.query_prefix + text])[0]
+
+
+def load_dense_encoder(
+    spec: EmbeddingModelSpec, batch_size: int = 32, threads: int | None = None
+) -> DenseEncoder:
+    cls = OnnxDenseEncoder if spec.backend == "onnx" else TorchDenseEncoder
+    log.info("loading dense encoder %s (%s) from %s", spec.model_id, spec.backend, spec.path)
+    return cls(spec, batch_size=batch_size, threads=threads)
+
+
+class Bm25Encoder:
+    """BM25 term weights as sparse vectors; IDF is applied by Qdrant (Modifier.IDF)."""
+
+    def __init__(self, models_dir, avg_len: float = 150.0):
+        from fastembed import SparseTextEmbedding
+
+        self._model = SparseTextEmbedding(
+            "Qdrant/bm25",
+            specific_model_path=str(write_bm25_dir(models_dir)),
+            stopwords=ENGLISH_STOPWORDS,
+            avg_len=avg_len,
+            local_files_only=True,
+        )
+
+    @staticmethod
+    def _pair(embedding) -> SparseVector:
+        return embedding.indices.tolist(), embedding.values.tolist()
+
+    def embed_documents(self, texts: Iterable[str]) -> list[SparseVector]:
+        return [self._pair(e) for e in self._model.embed(list(texts))]
+
+    def embed_query(self, text: str) -> SparseVector:
+        return self._pair(next(iter(self._model.query_embed(text))))
+
+
+class Encoders:
+    """Lazily loaded, process-wide encoders (thread-safe first load)."""
+
+    def __init__(self, spec: EmbeddingModelSpec, models_dir, batch_size: int = 32, threads=None):
+        self.spec = spec
+        self._models_dir = models_dir
+        self._batch_size = batch_size
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._loaded: dict[str, object] = {}
+
+    def _once(self, key: str, factory):
+        """Load a model on first use; concurrent first calls wait for one load."""
+        value = self._loaded.get(key)
+        if value is None:
+            with self._lock:
+                value = self._loaded.get(key)
+                if value is None:
+                    value = self._loaded[key] = factory()
+        return value
+
+    @property
+    def dense(self) -> DenseEncoder:
+        return self._once(
+            "dense", lambda: load_dense_encoder(self.spec, self._batch_size, self._threads)
+        )
+
+    @property
+    def sparse(self) -> Bm25Encoder:
+        return self._once("sparse", lambda: Bm25Encoder(self._models_dir))
+
+    @property
+    def count_tokens(self) -> TokenCounter:
+        return self._once("tokens", lambda: TokenCounter(self.spec))

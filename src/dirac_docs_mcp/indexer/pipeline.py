@@ -1,0 +1,218 @@
+"""discover → load → chunk → embed (batched) → upsert, incrementally by content hash.
+
+Per file, the order of writes keeps the index whole: the file's new points are upserted,
+its stale points deleted, and only then is its manifest entry written. A run killed at
+any point leaves either the old manifest entry (the file is redone next run) or none
+(its stray points are removed as orphans next run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..embeddings import Encoders
+from ..errors import DiracDocsError, InvalidInputError
+from ..schemas import Chunk, IndexReport
+from ..store import FileRecord, Store, ancestor_dirs
+from .chunker import chunk_document
+from .loaders import SUPPORTED_SUFFIXES, load_document
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceFile:
+    root: Path
+    path: Path
+    source: str  # relative to root, forward slashes
+
+
+@dataclass
+class _Pending:
+    file: SourceFile
+    sha256: str
+    chunks: list[Chunk]
+
+
+def discover(roots: Sequence[Path]) -> Iterator[SourceFile]:
+    """Supported files under each root (a root may also be a single file).
+
+    Hidden folders are skipped; symlinked folders are not followed (no loops); a file that
+    disappears while we walk is simply not yielded.
+    """
+    for root in roots:
+        if root.is_file():
+            yield SourceFile(root.parent, root, root.name)
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+                    continue
+                path = Path(dirpath) / name
+                yield SourceFile(root, path, path.relative_to(root).as_posix())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _payload(chunk: Chunk, root: Path) -> dict:
+    return {
+        "text": chunk.text,
+        "source": chunk.source,
+        "section": chunk.section,
+        "breadcrumb": chunk.breadcrumb,
+        "position": chunk.position,
+        "page": chunk.page,
+        "root": str(root),
+        "dirs": ancestor_dirs(chunk.source),
+    }
+
+
+class Indexer:
+    def __init__(self, store: Store, encoders: Encoders, settings):
+        self.store = store
+        self.encoders = encoders
+        self.settings = settings
+
+    def chunk_file(self, file: SourceFile) -> list[Chunk]:
+        document = load_document(file.path, file.source)
+        return chunk_document(
+            document,
+            self.encoders.count_tokens,
+            max_tokens=min(self.settings.chunk_max_tokens, self.encoders.spec.max_tokens),
+            overlap_tokens=self.settings.chunk_overlap_tokens,
+            min_tokens=self.settings.chunk_min_tokens,
+        )
+
+    def run(
+        self, paths: Sequence[Path | str], rebuild: bool = False, progress: bool | None = None
+    ) -> IndexReport:
+        started = time.perf_counter()
+        roots = [Path(p).expanduser().resolve() for p in paths]
+        for root in roots:
+            if not root.exists():
+                raise InvalidInputError(f"{root} does not exist")
+        if rebuild:
+            self.store.drop()
+        spec = self.encoders.spec
+        self.store.ensure_collection(spec.model_id, spec.dim)
+        manifest = self.store.manifest()
+        report = IndexReport()
+
+        files = list(discover(roots))
+        seen: dict[str, SourceFile] = {}
+        for f in files:
+            if f.source in seen:
+                report.files_failed += 1
+                report.failures.append(
+                    f"{f.path}: same relative path as {seen[f.source].path}; skipped"
+                )
+                continue
+            seen[f.source] = f
+        report.files_seen = len(files)
+        root_strs = {str(r if r.is_dir() else r.parent) for r in roots}
+
+        bar = _progress(len(seen), progress)
+        pending: list[_Pending] = []
+        pending_chunks = 0
+        for source, f in seen.items():
+            try:
+                digest = _sha256(f.path)
+            except OSError as exc:
+                report.files_failed += 1
+                report.failures.append(f"{source}: cannot read ({exc.strerror or exc})")
+                bar.update(1)
+                continue
+            old = manifest.get(source)
+            if old is not None and old.sha256 == digest and old.root == str(f.root):
+                report.files_unchanged += 1
+                bar.update(1)
+                continue
+            try:
+                chunks = self.chunk_file(f)
+            except DiracDocsError as exc:
+                report.files_failed += 1
+                report.failures.append(f"{source}: {exc}")
+                bar.update(1)
+                continue
+            except Exception as exc:  # a loader bug must not stop the run
+                log.debug("unexpected loader failure", exc_info=True)
+                report.files_failed += 1
+                report.failures.append(f"{source}: {type(exc).__name__}: {exc}")
+                bar.update(1)
+                continue
+            pending.append(_Pending(f, digest, chunks))
+            pending_chunks += len(chunks)
+            if pending_chunks >= self.settings.embedding_batch_size * 4:
+                self._flush(pending, manifest, report, bar)
+                pending, pending_chunks = [], 0
+        self._flush(pending, manifest, report, bar)
+        bar.close()
+
+        # files that vanished from the roots we were given (other roots are left alone)
+        for source, record in list(manifest.items()):
+            if record.root in root_strs and source not in seen:
+                report.chunks_deleted += self.store.delete_file(record)
+                report.files_deleted += 1
+                del manifest[source]
+        report.chunks_deleted += self.store.delete_orphans(manifest.keys())
+        self.store.set_roots({r.root for r in manifest.values()} | (root_strs if seen else set()))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _flush(
+        self, pending: list[_Pending], manifest: dict[str, FileRecord], report: IndexReport, bar
+    ) -> None:
+        if not pending:
+            return
+        all_chunks = [c for p in pending for c in p.chunks]
+        texts = [c.embed_text for c in all_chunks]
+        dense = self.encoders.dense.embed_documents(texts) if texts else []
+        sparse = self.encoders.sparse.embed_documents(texts) if texts else []
+        offset = 0
+        for p in pending:
+            n = len(p.chunks)
+            rows = [
+                (c.id, _payload(c, p.file.root), dense[offset + i], sparse[offset + i])
+                for i, c in enumerate(p.chunks)
+            ]
+            offset += n
+            new_ids = [c.id for c in p.chunks]
+            self.store.upsert_chunks(rows)
+            old = manifest.get(p.file.source)
+            stale = set(old.chunk_ids) - set(new_ids) if old else set()
+            report.chunks_deleted += self.store.delete_points(stale)
+            report.chunks_deleted += self.store.delete_source_points(p.file.source, keep=new_ids)
+            record = FileRecord(str(p.file.root), p.file.source, p.sha256, new_ids)
+            self.store.put_file(record)
+            manifest[p.file.source] = record
+            report.files_indexed += 1
+            report.chunks_written += n
+            bar.update(1)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool | None):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", file=sys.stderr, desc="indexing")

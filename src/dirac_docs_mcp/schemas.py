@@ -1,0 +1,119 @@
+"""Result and data shapes shared by every room (indexer, store, tools, server, CLI)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+BlockKind = Literal["text", "code", "table"]
+
+
+class Block(BaseModel):
+    """One paragraph-level unit of a section: prose, a literal/code block or a table.
+
+    Code blocks and tables are kept whole by the chunker where they fit its bound.
+    """
+
+    kind: BlockKind = "text"
+    text: str
+
+
+class Section(BaseModel):
+    """A run of blocks under one heading path, in document order."""
+
+    breadcrumb: list[str] = Field(default_factory=list)
+    blocks: list[Block] = Field(default_factory=list)
+    page: int | None = None  # 1-based PDF page, None for other formats
+
+
+class Document(BaseModel):
+    """A parsed source file: its path relative to the indexed root and its sections."""
+
+    source: str  # path relative to the indexed root, forward slashes
+    title: str = ""
+    format: str = ""  # rst, md, txt, cfg, pdf
+    sections: list[Section] = Field(default_factory=list)
+
+
+class Chunk(BaseModel):
+    """A retrievable unit: bounded text with its provenance."""
+
+    id: str  # stable uuid derived from source + position
+    source: str
+    breadcrumb: list[str] = Field(default_factory=list)
+    text: str  # the chunk's own text, as shown to users
+    position: int  # index of the chunk within its document
+    page: int | None = None
+
+    @property
+    def section(self) -> str:
+        return " › ".join(self.breadcrumb)
+
+    @property
+    def embed_text(self) -> str:
+        """What gets embedded and keyword-indexed: where the text lives, then the text.
+
+        The path and heading trail carry most of the signal for short technical
+        questions (see MODELS.md); they are prepended, never stored in ``text``.
+        """
+        head = self.source
+        if self.breadcrumb:
+            head += "\n" + self.section
+        return head + "\n\n" + self.text
+
+
+class SearchHit(BaseModel):
+    """One search result with everything needed to cite it."""
+
+    rank: int = Field(description="1-based rank in this result list")
+    text: str = Field(description="the passage text")
+    source: str = Field(description="path of the source document relative to its indexed root")
+    section: str = Field(
+        description="heading breadcrumb, e.g. 'Administrator Guide › Systems › WMS'"
+    )
+    score: float = Field(
+        description="fused relevance score (higher is better; comparable within one query)"
+    )
+    chunk_id: str
+    link: str = Field(description="dirac-docs:// URI of the source document")
+    page: int | None = Field(default=None, description="PDF page number, when the source is a PDF")
+
+
+class SearchResult(BaseModel):
+    query: str
+    hits: list[SearchHit]
+    truncated: bool = Field(
+        default=False,
+        description="true when passage texts were shortened to bound the response size",
+    )
+
+
+class IndexReport(BaseModel):
+    """Summary of one indexing run."""
+
+    files_seen: int = 0
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    files_failed: int = 0
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    seconds: float = 0.0
+    failures: list[str] = Field(default_factory=list)  # "path: reason"
+
+    def summary(self) -> str:
+        return (
+            f"{self.files_seen} files: {self.files_indexed} indexed, {self.files_unchanged} unchanged, "
+            f"{self.files_deleted} deleted, {self.files_failed} failed; "
+            f"{self.chunks_written} chunks written, {self.chunks_deleted} removed; {self.seconds:.1f} s"
+        )
+
+
+class IndexStatus(BaseModel):
+    location: str
+    collection: str
+    embedding_model: str | None
+    points: int
+    files: int
+    roots: list[str]

@@ -1,0 +1,67 @@
+"""Reading indexed source documents and the index status.
+
+Only files the index knows can be read: a requested path is looked up in the manifest,
+never joined blindly onto a folder, so no path can escape the indexed roots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote
+
+from ..errors import InvalidInputError, NotFoundError
+from ..indexer.loaders import load_document
+from ..runtime import Runtime
+from ..schemas import IndexStatus
+from .search import URI_SCHEME, normalize_source_prefix
+
+MAX_DOCUMENT_CHARS = 400_000
+
+
+def _normalize_path(path: str) -> str:
+    raw = (path or "").strip()
+    if raw.startswith(URI_SCHEME):
+        raw = raw[len(URI_SCHEME) :]
+    decoded = unquote(unquote(raw))  # catches %2e%2e and %252e%252e alike
+    if "\x00" in decoded:
+        raise InvalidInputError("document path contains a NUL byte")
+    normalized = normalize_source_prefix(decoded)
+    if not normalized:
+        raise InvalidInputError("document path is empty")
+    return normalized
+
+
+def read_document(runtime: Runtime, path: str) -> tuple[str, str]:
+    """Return (text, mime type) of an indexed document. PDFs come back as their text."""
+    source = _normalize_path(path)
+    record = runtime.store.manifest().get(source)
+    if record is None:
+        raise NotFoundError(f"'{source}' is not an indexed document")
+    root = Path(record.root).resolve()
+    file = (root / source).resolve()
+    if not file.is_relative_to(root) or not file.is_file():
+        raise NotFoundError(f"'{source}' is no longer on disk under {root}")
+    if file.suffix.lower() == ".pdf":
+        document = load_document(file, source)
+        text = "\n\n".join(
+            f"[page {s.page}]\n" + "\n\n".join(b.text for b in s.blocks) for s in document.sections
+        )
+    else:
+        text = file.read_bytes().decode("utf-8", errors="replace")
+    if len(text) > MAX_DOCUMENT_CHARS:
+        text = text[:MAX_DOCUMENT_CHARS] + f"\n\n[truncated at {MAX_DOCUMENT_CHARS} characters]"
+    mime = "text/markdown" if file.suffix.lower() == ".md" else "text/plain"
+    return text, mime
+
+
+def index_status(runtime: Runtime) -> IndexStatus:
+    store = runtime.store
+    meta = store.meta() or {}
+    return IndexStatus(
+        location=store.location,
+        collection=store.collection,
+        embedding_model=meta.get("model_id"),
+        points=store.count(),
+        files=len(store.manifest()),
+        roots=list(meta.get("roots", [])),
+    )

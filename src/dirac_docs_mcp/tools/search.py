@@ -1,0 +1,131 @@
+"""search_dirac_docs: hybrid (dense + BM25) retrieval with citations."""
+
+from __future__ import annotations
+
+import posixpath
+from urllib.parse import quote
+
+from ..errors import InvalidInputError, StoreError
+from ..runtime import Runtime
+from ..schemas import SearchHit, SearchResult
+from ..store import StoredChunk
+
+URI_SCHEME = "dirac-docs://"
+
+
+def doc_link(source: str) -> str:
+    return URI_SCHEME + quote(source, safe="/._-~")
+
+
+def normalize_source_prefix(prefix: str | None) -> str | None:
+    """A folder or file path relative to an indexed root; no '..', no absolute paths."""
+    if prefix is None:
+        return None
+    cleaned = prefix.strip().replace("\\", "/")
+    if cleaned.startswith(URI_SCHEME):
+        cleaned = cleaned[len(URI_SCHEME) :]
+    if not cleaned:
+        return None
+    if cleaned.startswith("/") or ".." in cleaned.split("/"):
+        raise InvalidInputError(
+            f"source_prefix must be a path relative to the indexed folder, got {prefix!r}"
+        )
+    normalized = posixpath.normpath(cleaned)
+    return None if normalized in (".", "") else normalized
+
+
+def _validate(runtime: Runtime, query: str, limit: int) -> str:
+    settings = runtime.settings
+    text = " ".join((query or "").split())
+    if not text:
+        raise InvalidInputError("query is empty; ask a question or give keywords")
+    if len(text) > settings.max_query_chars:
+        raise InvalidInputError(
+            f"query is {len(text)} characters; the limit is {settings.max_query_chars}"
+        )
+    if not 1 <= limit <= settings.search_max_limit:
+        raise InvalidInputError(
+            f"limit must be between 1 and {settings.search_max_limit}, got {limit}"
+        )
+    return text
+
+
+def retrieve(
+    runtime: Runtime,
+    query: str,
+    limit: int,
+    section: str | None = None,
+    source_prefix: str | None = None,
+) -> list[StoredChunk]:
+    """The raw ranked chunks (shared by search, answer and the eval)."""
+    settings = runtime.settings
+    text = _validate(runtime, query, limit)
+    prefix = normalize_source_prefix(source_prefix)
+    section = " ".join((section or "").split()) or None
+    store = runtime.store
+    if not store.exists():
+        raise StoreError(
+            f"no index at {store.location}; build one with 'dirac-docs-mcp index PATH'"
+        )
+    encoders = runtime.encoders
+    return store.hybrid_search(
+        encoders.dense.embed_query(text),
+        encoders.sparse.embed_query(text),
+        limit=limit,
+        prefetch=max(settings.search_prefetch, limit),
+        rrf_k=settings.rrf_k,
+        weights=(settings.dense_weight, settings.sparse_weight),
+        source_prefix=prefix,
+        section=section,
+    )
+
+
+def to_hits(chunks: list[StoredChunk], max_chars: int) -> tuple[list[SearchHit], bool]:
+    """Turn stored chunks into hits, shortening texts so all of them fit ``max_chars``."""
+    budget = max_chars // max(len(chunks), 1)
+    truncated = False
+    hits = []
+    for rank, c in enumerate(chunks, 1):
+        text = c.text
+        if len(text) > budget:
+            text = text[: max(budget - 1, 0)].rstrip() + "…"
+            truncated = True
+        hits.append(
+            SearchHit(
+                rank=rank,
+                text=text,
+                source=c.source,
+                section=c.section,
+                score=round(c.score, 6),
+                chunk_id=c.id,
+                link=doc_link(c.source),
+                page=c.page,
+            )
+        )
+    return hits, truncated
+
+
+def search_docs(
+    runtime: Runtime,
+    query: str,
+    limit: int | None = None,
+    section: str | None = None,
+    source_prefix: str | None = None,
+) -> SearchResult:
+    limit = runtime.settings.search_default_limit if limit is None else limit
+    chunks = retrieve(runtime, query, limit, section=section, source_prefix=source_prefix)
+    hits, truncated = to_hits(chunks, runtime.settings.max_result_chars)
+    return SearchResult(query=query, hits=hits, truncated=truncated)
+
+
+def format_hits(result: SearchResult) -> str:
+    """Compact, citation-friendly text mirroring the structured result."""
+    if not result.hits:
+        return f"No passages found for: {result.query}"
+    parts = []
+    for h in result.hits:
+        where = h.source + (f" (page {h.page})" if h.page else "")
+        parts.append(
+            f"[{h.rank}] {h.section or h.source}\nsource: {where}  link: {h.link}\n{h.text}"
+        )
+    return "\n\n---\n\n".join(parts)
