@@ -59,15 +59,21 @@ class Settings(BaseSettings):
     embedding_threads: int | None = Field(default=None, ge=1, le=256)
 
     # --- chunking ------------------------------------------------------------------------
-    chunk_max_tokens: int = Field(default=256, ge=32, le=8192)
+    chunk_max_tokens: int = Field(
+        default=512,
+        ge=32,
+        le=8192,
+        description="chunk size for keyword search and reading; the dense model reads it in "
+        "windows of its own length and scores the best window",
+    )
     chunk_overlap_tokens: int = Field(default=32, ge=0, le=1024)
-    chunk_min_tokens: int = Field(default=64, ge=0, le=4096)
+    chunk_min_tokens: int = Field(default=128, ge=0, le=4096)
 
     # --- retrieval -----------------------------------------------------------------------
     search_default_limit: int = Field(default=5, ge=1, le=50)
     search_max_limit: int = Field(default=20, ge=1, le=100)
     search_prefetch: int = Field(default=40, ge=1, le=1000, description="candidates per retriever")
-    rrf_k: int = Field(default=20, ge=1, le=1000)
+    rrf_k: int = Field(default=10, ge=1, le=1000)
     dense_weight: float = Field(default=1.0, ge=0)
     sparse_weight: float = Field(default=1.0, ge=0)
     max_result_chars: int = Field(
@@ -91,8 +97,30 @@ class Settings(BaseSettings):
     generator_timeout_s: float = Field(default=120.0, gt=0, le=3600)
     generator_max_context_tokens: int = Field(default=3072, ge=256, le=131072)
 
+    # --- answer_question -------------------------------------------------------------------
+    answer_passages: int = Field(default=4, ge=1, le=20, description="passages in the prompt")
+    answer_max_passages: int = Field(default=10, ge=1, le=20)
+    answer_max_chars_per_passage: int = Field(default=1_600, ge=200, le=20_000)
+    answer_min_support: float = Field(
+        default=0.0, ge=-1, le=1, description="abstain below this best dense similarity"
+    )
+    answer_min_p_answerable: float = Field(
+        default=0.0, ge=0, le=1, description="abstain below this generator P(answerable)"
+    )
+
     # --- server --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http_bearer_token: str | None = Field(
+        default=None,
+        description="serve --http: every request must send 'Authorization: Bearer <token>'; "
+        "required to bind an address other than loopback",
+    )
+    http_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="serve --http: browser Origins allowed besides http://127.0.0.1:<port>, "
+        "http://localhost:<port> and http://[::1]:<port> (env: a JSON list)",
+    )
+    http_max_body_bytes: int = Field(default=1_000_000, ge=1_024, le=100_000_000)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -45,6 +45,21 @@ class TokenCounter:
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encodings]
 
+    def split(self, text: str, max_tokens: int, overlap: int) -> list[str]:
+        """Cut ``text`` into pieces of at most ``max_tokens`` tokens, consecutive pieces
+        sharing ``overlap`` tokens; cuts fall on token boundaries of the original text."""
+        offsets = self._tokenizer.encode(text, add_special_tokens=False).offsets
+        if len(offsets) <= max_tokens:
+            return [text]
+        step = max(max_tokens - overlap, 1)
+        pieces = []
+        for start in range(0, len(offsets), step):
+            end = min(start + max_tokens, len(offsets))
+            pieces.append(text[offsets[start][0] : offsets[end - 1][1]])
+            if end == len(offsets):
+                break
+        return pieces
+
 
 class OnnxDenseEncoder:
     """fastembed over a local ONNX folder: mean pooling + L2 normalisation."""

@@ -43,6 +43,10 @@ class Runtime:
                 )
             return self._encoders
 
+    def best_dense_similarity(self, text: str) -> float | None:
+        """Best cosine similarity between ``text`` and any chunk window of the index."""
+        return self.store.best_dense_score(self.encoders.dense.embed_query(text))
+
     def close(self) -> None:
         with self._lock:
             if self._store is not None:

@@ -117,3 +117,31 @@ class IndexStatus(BaseModel):
     points: int
     files: int
     roots: list[str]
+
+
+class Citation(BaseModel):
+    n: int = Field(description="the [n] marker used in the answer text")
+    source: str
+    section: str
+    chunk_id: str
+    link: str
+    page: int | None = None
+
+
+class Answer(BaseModel):
+    question: str
+    answered: bool = Field(description="false when the documentation does not support an answer")
+    answer: str = Field(description="the answer with [n] citation markers, or a short reason")
+    reason: str | None = Field(default=None, description="why the assistant abstained")
+    citations: list[Citation] = Field(default_factory=list)
+    passages: list[SearchHit] = Field(
+        default_factory=list, description="the passages the answer was grounded on"
+    )
+    model: str = ""
+    support: float | None = Field(
+        default=None, description="retrieval support: best dense similarity of the question"
+    )
+    p_answerable: float | None = Field(
+        default=None, description="the generator's probability that the passages answer it"
+    )
+    timings: dict[str, float] = Field(default_factory=dict)

@@ -377,3 +377,20 @@ def chunk_document(
                 )
             )
     return chunks
+
+
+def dense_windows(
+    chunk: Chunk, counter: Callable[[str], int], split, window_tokens: int, overlap_tokens: int
+) -> list[str]:
+    """The texts whose embeddings represent ``chunk`` in the dense index.
+
+    A chunk may be longer than the embedding model reads (it is sized for keyword search
+    and for reading); its text is cut into windows the model can read whole, each led by
+    the chunk's source and breadcrumb, and the chunk scores as its best window (MaxSim).
+    ``split(text, max_tokens, overlap)`` cuts on the model tokenizer's token boundaries.
+    """
+    head = chunk.embed_text[: len(chunk.embed_text) - len(chunk.text)]
+    budget = window_tokens - counter(head) - 2  # [CLS]/[SEP]-style specials
+    if budget < window_tokens // 4:  # a huge breadcrumb: keep the text, drop the head
+        head, budget = "", window_tokens - 2
+    return [head + piece for piece in split(chunk.text, budget, min(overlap_tokens, budget // 2))]

@@ -21,7 +21,7 @@ from ..embeddings import Encoders
 from ..errors import DiracDocsError, InvalidInputError
 from ..schemas import Chunk, IndexReport
 from ..store import FileRecord, Store, ancestor_dirs
-from .chunker import chunk_document
+from .chunker import chunk_document, dense_windows
 from .loaders import SUPPORTED_SUFFIXES, load_document
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Indexer:
         return chunk_document(
             document,
             self.encoders.count_tokens,
-            max_tokens=min(self.settings.chunk_max_tokens, self.encoders.spec.max_tokens),
+            max_tokens=self.settings.chunk_max_tokens,
             overlap_tokens=self.settings.chunk_overlap_tokens,
             min_tokens=self.settings.chunk_min_tokens,
         )
@@ -175,8 +175,28 @@ class Indexer:
         if not pending:
             return
         all_chunks = [c for p in pending for c in p.chunks]
+        if not all_chunks:
+            windows: list[list[str]] = []
+        else:
+            counter = self.encoders.count_tokens
+            windows = [
+                dense_windows(
+                    c,
+                    counter,
+                    counter.split,
+                    self.encoders.spec.max_tokens,
+                    self.settings.chunk_overlap_tokens,
+                )
+                for c in all_chunks
+            ]
+        flat = [w for ws in windows for w in ws]
+        flat_vectors = self.encoders.dense.embed_documents(flat) if flat else []
+        dense: list[list[list[float]]] = []
+        cursor = 0
+        for ws in windows:
+            dense.append(flat_vectors[cursor : cursor + len(ws)])
+            cursor += len(ws)
         texts = [c.embed_text for c in all_chunks]
-        dense = self.encoders.dense.embed_documents(texts) if texts else []
         sparse = self.encoders.sparse.embed_documents(texts) if texts else []
         offset = 0
         for p in pending:

@@ -25,6 +25,10 @@ def _normalize_path(path: str) -> str:
     decoded = unquote(unquote(raw))  # catches %2e%2e and %252e%252e alike
     if "\x00" in decoded:
         raise InvalidInputError("document path contains a NUL byte")
+    if decoded.startswith("/") or ".." in decoded.replace("\\", "/").split("/"):
+        raise InvalidInputError(
+            f"document path must be relative to an indexed folder, got {path!r}"
+        )
     normalized = normalize_source_prefix(decoded)
     if not normalized:
         raise InvalidInputError("document path is empty")

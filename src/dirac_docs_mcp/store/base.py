@@ -1,0 +1,312 @@
+"""What every index backend shares: the record shapes, the point-id scheme and the
+:class:`Store` interface the indexer and the tools program against.
+
+Layout (one place for it):
+
+- chunks: one point per chunk, named vectors ``dense`` and ``bm25``. ``dense`` is a
+  multivector: one cosine vector per window of the chunk the embedding model can read
+  whole, and a chunk scores as its best window (MaxSim); a single vector is a one-window
+  chunk. ``bm25`` is sparse, IDF applied by Qdrant. Payload payload ``text, source, section, breadcrumb, position, page, root,
+  dirs`` with keyword indexes on ``source`` and ``dirs`` and a full-text index (word
+  tokens, lowercased) on ``section``.
+- files (the manifest): vectorless points, one per indexed file (``kind=file``: root,
+  source, sha256, chunk ids) and one ``kind=meta`` point holding the embedding model id,
+  its dimension and the indexed roots. An index built with another model is refused.
+
+Two backends implement it: :class:`~.edge_store.EdgeStore` (embedded, on disk, the default)
+and :class:`~.qdrant_client_store.QdrantClientStore` (a Qdrant server or cluster by URL).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import IndexInUseError, ModelMismatchError
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+DENSE = "dense"
+SPARSE = "bm25"
+_NAMESPACE = uuid.UUID("6f1c1d3e-8a52-4d47-9a55-2f0f5b1f3c11")
+_META_ID = str(uuid.uuid5(_NAMESPACE, "__meta__"))
+UPSERT_BATCH = 256
+#: the collection layout, kept in meta: 1 = one dense vector per chunk (before the
+#: embedded index moved to Qdrant Edge), 2 = dense windows scored by MaxSim
+LAYOUT = 2
+
+DenseInput = Sequence[float] | Sequence[Sequence[float]]
+#: (point id, payload, dense vector or window vectors, (sparse indices, sparse values))
+ChunkRow = tuple[str, dict[str, Any], DenseInput, tuple[list[int], list[float]]]
+
+
+def as_list(values: Any) -> list:
+    """A list of plain Python numbers from a list, tuple or numpy array."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def as_windows(dense: Any) -> list[list[float]]:
+    """One vector or a list of window vectors (lists or numpy arrays) -> list of lists."""
+    if hasattr(dense, "tolist"):
+        dense = dense.tolist()
+    dense = list(dense)
+    if dense and not isinstance(dense[0], (int, float)):
+        return [v.tolist() if hasattr(v, "tolist") else list(v) for v in dense]
+    return [dense]
+
+
+@dataclass
+class FileRecord:
+    root: str
+    source: str
+    sha256: str
+    chunk_ids: list[str] = field(default_factory=list)
+
+    @property
+    def point_id(self) -> str:
+        return file_point_id(self.source)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "kind": "file",
+            "root": self.root,
+            "source": self.source,
+            "sha256": self.sha256,
+            "chunk_ids": list(self.chunk_ids),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> FileRecord:
+        return cls(
+            payload.get("root", ""),
+            payload["source"],
+            payload.get("sha256", ""),
+            list(payload.get("chunk_ids", [])),
+        )
+
+
+@dataclass
+class StoredChunk:
+    id: str
+    text: str
+    source: str
+    section: str
+    breadcrumb: list[str]
+    position: int
+    page: int | None
+    root: str
+    score: float = 0.0
+
+    @classmethod
+    def from_payload(
+        cls, point_id: Any, payload: dict[str, Any], score: float = 0.0
+    ) -> StoredChunk:
+        return cls(
+            id=str(point_id),
+            text=payload.get("text", ""),
+            source=payload.get("source", ""),
+            section=payload.get("section", ""),
+            breadcrumb=list(payload.get("breadcrumb", [])),
+            position=int(payload.get("position", 0)),
+            page=payload.get("page"),
+            root=payload.get("root", ""),
+            score=float(score),
+        )
+
+
+def file_point_id(source: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, "file:" + source))
+
+
+def ancestor_dirs(source: str) -> list[str]:
+    """``a/b/c.rst`` -> ``["a", "a/b", "a/b/c.rst"]``: exact-match keys for prefix filters."""
+    parts = source.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def weighted_rrf(
+    ranked_lists: Sequence[Sequence[str]], k: int, weights: Sequence[float]
+) -> list[tuple[str, float]]:
+    """Weighted reciprocal-rank fusion, exactly as Qdrant defines it (and as qdrant-client's
+    embedded mode computes it): the point at 0-based rank ``r`` of a list with weight ``w``
+    scores ``1 / ((r + 1) / w + k - 1)`` (``1 / (k + r)`` at ``w = 1``; nothing at
+    ``w <= 0``), summed over the lists, best first.
+
+    Ties keep the order of first appearance (the first list, then the next), which makes
+    the ranking deterministic; Qdrant's own fusion leaves ties in hash-map order.
+    """
+    scores: dict[str, float] = {}
+    for ranked, weight in zip(ranked_lists, weights, strict=True):
+        for rank, pid in enumerate(ranked):
+            score = 0.0 if weight <= 0 else 1.0 / ((rank + 1.0) / weight + k - 1.0)
+            scores[pid] = scores.get(pid, 0.0) + score
+    return sorted(scores.items(), key=lambda item: item[1], reverse=True)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def in_use_error(path: object) -> IndexInUseError:
+    return IndexInUseError(
+        f"the index at {path} is in use by another process (a running "
+        f"'dirac-docs-mcp serve'?). Stop that process first, or run a Qdrant server "
+        f"and set DIRAC_MCP_QDRANT_URL so several processes can share one index"
+    )
+
+
+def model_mismatch_error(
+    location: str, meta: dict[str, Any], model_id: str, dim: int
+) -> ModelMismatchError:
+    return ModelMismatchError(
+        f"the index at {location} was built with embedding model "
+        f"'{meta.get('model_id')}' ({meta.get('dim')}-d), not '{model_id}' ({dim}-d). "
+        f"Re-index from scratch with 'dirac-docs-mcp index --rebuild PATH', or use "
+        f"another collection (DIRAC_MCP_COLLECTION)"
+    )
+
+
+def check_meta(location: str, meta: dict[str, Any], model_id: str, dim: int) -> None:
+    """Raise :class:`ModelMismatchError` unless the index was built with this model and
+    this layout."""
+    if meta.get("model_id") != model_id or int(meta.get("dim", 0)) != dim:
+        raise model_mismatch_error(location, meta, model_id, dim)
+    if meta.get("layout", 1) != LAYOUT:
+        raise ModelMismatchError(
+            f"the index at {location} was built by an older version of dirac-docs-mcp "
+            f"(layout {meta.get('layout', 1)}, now {LAYOUT}). Re-index from scratch with "
+            f"'dirac-docs-mcp index --rebuild PATH'"
+        )
+
+
+def new_meta(model_id: str, dim: int) -> dict[str, Any]:
+    return {"kind": "meta", "model_id": model_id, "dim": dim, "layout": LAYOUT, "roots": []}
+
+
+class Store:
+    """The index. Open with :meth:`open`; use as a context manager or call :meth:`close`.
+
+    ``Store.open`` picks the backend: a Qdrant server when ``qdrant_url`` is set, else the
+    embedded on-disk index at ``index_path``. Every method is safe to call from several
+    threads of one process.
+    """
+
+    collection: str
+    location: str
+
+    # --- opening ------------------------------------------------------------------------
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        if settings.qdrant_url:
+            from .qdrant_client_store import QdrantClientStore
+
+            return QdrantClientStore.connect(settings)
+        from .edge_store import EdgeStore
+
+        return EdgeStore.open_path(settings.index_path, settings.collection)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- collections --------------------------------------------------------------------
+    def exists(self) -> bool:
+        raise NotImplementedError
+
+    def meta(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def ensure_collection(self, model_id: str, dim: int) -> None:
+        """Create the collections, or check that an existing one used the same model
+        (:class:`ModelMismatchError` if not)."""
+        raise NotImplementedError
+
+    def _write_meta(self, payload: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def set_roots(self, roots: Sequence[str]) -> None:
+        meta = self.meta() or {"kind": "meta"}
+        meta["roots"] = sorted(set(roots))
+        self._write_meta(meta)
+
+    def roots(self) -> list[str]:
+        meta = self.meta()
+        return list(meta.get("roots", [])) if meta else []
+
+    def drop(self) -> None:
+        raise NotImplementedError
+
+    # --- manifest -----------------------------------------------------------------------
+    def manifest(self) -> dict[str, FileRecord]:
+        raise NotImplementedError
+
+    def put_file(self, record: FileRecord) -> None:
+        raise NotImplementedError
+
+    def _delete_file_entry(self, record: FileRecord) -> None:
+        raise NotImplementedError
+
+    def delete_file(self, record: FileRecord) -> int:
+        """Remove a file's chunks, then its manifest entry (in that order: a crash in
+        between leaves an entry whose re-index cleans up)."""
+        removed = self.delete_points(record.chunk_ids)
+        removed += self.delete_source_points(record.source)
+        self._delete_file_entry(record)
+        return removed
+
+    # --- points -------------------------------------------------------------------------
+    def upsert_chunks(self, rows: Sequence[ChunkRow]) -> None:
+        """rows: (point id, payload, dense vector, (sparse indices, sparse values))."""
+        raise NotImplementedError
+
+    def delete_points(self, ids: Iterable[str]) -> int:
+        raise NotImplementedError
+
+    def delete_source_points(self, source: str, keep: Iterable[str] = ()) -> int:
+        """Delete a source's points other than ``keep`` (catches strays from a crashed run)."""
+        raise NotImplementedError
+
+    def delete_orphans(self, sources: Iterable[str]) -> int:
+        """Delete points whose source has no manifest entry (left by a killed run)."""
+        raise NotImplementedError
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def chunks_of(self, source: str) -> list[StoredChunk]:
+        raise NotImplementedError
+
+    def all_point_ids(self) -> set[str]:
+        raise NotImplementedError
+
+    # --- search -------------------------------------------------------------------------
+    def hybrid_search(
+        self,
+        dense: DenseInput,
+        sparse: tuple[list[int], list[float]],
+        limit: int,
+        prefetch: int,
+        rrf_k: int,
+        weights: tuple[float, float],
+        source_prefix: str | None = None,
+        section: str | None = None,
+    ) -> list[StoredChunk]:
+        """Dense and BM25 candidates fused by weighted reciprocal-rank fusion.
+
+        ``dense`` is the query vector (or several, summed by MaxSim); ``prefetch`` is the
+        number of candidates each retriever contributes; ``weights`` are (dense, sparse)."""
+        raise NotImplementedError
+
+    def best_dense_score(self, dense: DenseInput) -> float | None:
+        """The highest dense (cosine, best window) score of any chunk, None when empty:
+        an absolute "is anything about this?" signal that rank fusion cannot give."""
+        raise NotImplementedError
