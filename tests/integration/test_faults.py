@@ -1,0 +1,88 @@
+"""Faults: a killed indexer, loops and vanished files in the tree, an unreachable server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dirac_docs_mcp.errors import StoreError
+from dirac_docs_mcp.indexer.pipeline import Indexer
+from dirac_docs_mcp.runtime import Runtime
+from dirac_docs_mcp.store import Store
+
+from ..conftest import FIXTURE_FILES, write_fixture_corpus
+
+
+def _big_corpus(root, copies=25):
+    for i in range(copies):
+        for rel, text in FIXTURE_FILES.items():
+            path = root / f"part{i:02d}" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text.replace("DIRAC", f"DIRAC-{i}"))
+    return root
+
+
+def _ids_and_count(settings):
+    with Runtime(settings) as rt:
+        return rt.store.all_point_ids(), rt.store.count(), set(rt.store.manifest())
+
+
+def test_sigkill_mid_run_then_rerun_equals_clean_build(tmp_path, settings_factory):
+    corpus = _big_corpus(tmp_path / "corpus")
+    killed = settings_factory(index_path=tmp_path / "killed")
+    env = dict(
+        os.environ,
+        DIRAC_MCP_DATA_DIR=str(killed.data_dir),
+        DIRAC_MCP_INDEX_PATH=str(killed.index_path),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dirac_docs_mcp", "index", str(corpus), "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # let it load the model and write part of the index, then kill it without warning
+    time.sleep(12)
+    assert proc.poll() is None, "indexer finished before it could be killed; grow the corpus"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    total = len(FIXTURE_FILES) * 25
+    with Runtime(killed) as rt:
+        done_before = len(rt.store.manifest())
+    assert done_before < total
+
+    with Runtime(killed) as rt:
+        report = Indexer(rt.store, rt.encoders, killed).run([corpus], progress=False)
+    assert report.files_failed == 0
+    assert report.files_unchanged == done_before  # finished files were not redone
+    clean = settings_factory(index_path=tmp_path / "clean")
+    with Runtime(clean) as rt:
+        Indexer(rt.store, rt.encoders, clean).run([corpus], progress=False)
+    assert _ids_and_count(killed) == _ids_and_count(clean)
+
+
+def test_symlink_loop_and_dangling_file_are_skipped(tmp_path, settings_factory):
+    corpus = write_fixture_corpus(tmp_path / "corpus")
+    (corpus / "loop").symlink_to(corpus, target_is_directory=True)
+    gone = corpus / "gone.md"
+    gone.write_text("# soon gone\n")
+    (corpus / "vanished.md").symlink_to(gone)
+    gone.unlink()  # the link now points at a file that no longer exists
+    settings = settings_factory()
+    with Runtime(settings) as rt:
+        report = Indexer(rt.store, rt.encoders, settings).run([corpus], progress=False)
+    assert report.files_indexed == len(FIXTURE_FILES)
+    assert report.files_failed == 1 and report.failures[0].startswith("vanished.md")
+
+
+def test_unreachable_qdrant_server_is_a_clear_error_not_a_hang(settings_factory):
+    settings = settings_factory(qdrant_url="http://127.0.0.1:9", qdrant_timeout_s=2)
+    started = time.time()
+    with pytest.raises(StoreError, match="cannot reach Qdrant at http://127.0.0.1:9"):
+        Store.open(settings)
+    assert time.time() - started < 10
