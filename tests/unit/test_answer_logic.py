@@ -21,7 +21,7 @@ def test_citations_only_name_passages_in_the_prompt():
 def test_schema_constrains_citation_numbers():
     schema = answer_schema(3)
     assert schema["properties"]["citations"]["items"]["enum"] == [1, 2, 3]
-    assert schema["required"] == ["answerable", "answer", "citations"]
+    assert schema["required"] == ["answer", "citations"]
 
 
 def test_unknown_answers_are_detected():

@@ -3,8 +3,8 @@
 Abstention uses two signals (MODELS.md shows a schema field alone never abstains):
 - retrieval support: the best dense similarity between the question and any chunk window;
   below ``answer_min_support`` nothing in the docs is about the question;
-- the generator's probability that the passages answer the question (the mass on "true"
-  at the ``answerable`` position), below ``answer_min_p_answerable``.
+- the generator's probability that the passages answer the question (the mass on "yes"
+  to a separate judge prompt), below ``answer_min_p_answerable``.
 Citations are constrained to the passage numbers that were in the prompt, so no answer can
 cite a passage it was not given.
 """
@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import InvalidInputError
+from ..errors import GenerationError, InvalidInputError
 from ..runtime import Runtime
 from ..schemas import Answer, Citation, SearchHit
 from .search import retrieve, to_hits
@@ -24,7 +24,7 @@ from .search import retrieve, to_hits
 SYSTEM_PROMPT = (
     "You are a support assistant for DIRAC, the grid interware. Answer ONLY from the numbered "
     "passages. Cite the passages you use as [1], [2]. If the passages do not contain the "
-    "answer, set answerable to false and say you do not know. Never invent commands or options."
+    "answer, say: I don't know. Never invent commands or options."
 )
 
 _NO_ANSWER = re.compile(
@@ -35,18 +35,22 @@ _NO_ANSWER = re.compile(
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
-def answer_schema(n_passages: int) -> dict:
+def answer_schema(n_passages: int, max_answer_chars: int = 1200) -> dict:
+    """The answer first, then the passage numbers it used (only those in the prompt).
+
+    No "answerable" flag: small models fill it with ``true`` by habit and, asked for it
+    first, even copy ``true`` into the answer; abstention comes from the answer text ("I
+    don't know") and from the separate yes/no probability."""
     return {
         "type": "object",
         "properties": {
-            "answerable": {"type": "boolean"},
-            "answer": {"type": "string"},
+            "answer": {"type": "string", "maxLength": max_answer_chars},
             "citations": {
                 "type": "array",
                 "items": {"type": "integer", "enum": list(range(1, n_passages + 1))},
             },
         },
-        "required": ["answerable", "answer", "citations"],
+        "required": ["answer", "citations"],
         "additionalProperties": False,
     }
 
@@ -61,10 +65,23 @@ def build_messages(question: str, hits: list[SearchHit], max_chars_per_passage: 
         blocks.append(f"[{h.rank}] {h.section} ({where})\n{text}")
     user = (
         "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\n\n"
-        'Reply as JSON: {"answerable": true|false, "answer": "<answer citing [n]>", '
-        '"citations": [n, ...]}'
+        "Answer in one to three sentences, citing passages as [n]. If the passages do not "
+        "contain the answer, answer exactly: I don't know."
     )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def judge_messages(question: str, messages: list[dict]) -> list[dict]:
+    """Ask whether the passages answer the question; its yes-probability gates answering."""
+    user = messages[-1]["content"].split("\n\nQuestion:")[0]
+    return [
+        {"role": "system", "content": "You judge whether passages answer a question."},
+        {
+            "role": "user",
+            "content": f"{user}\n\nQuestion: {question}\n\nDo these passages contain the "
+            "answer to the question? Answer yes or no.",
+        },
+    ]
 
 
 def cited_numbers(answer: str, declared: list[int], n_passages: int) -> list[int]:
@@ -136,7 +153,7 @@ def answer_question(
     p_answerable = None
     if settings.answer_min_p_answerable > 0:
         t0 = time.perf_counter()
-        p_answerable = generator.yes_probability(messages, answer_prefix='{"answerable": ')
+        p_answerable = generator.yes_probability(judge_messages(question, messages))
         timings["judge_s"] = round(time.perf_counter() - t0, 4)
         if p_answerable < settings.answer_min_p_answerable:
             return abstain(
@@ -145,14 +162,20 @@ def answer_question(
                 p_answerable=p_answerable,
             )
 
-    generation = generator.generate(
-        messages,
-        max_new_tokens=settings.generator_max_new_tokens,
-        json_schema=answer_schema(len(hits)),
-        timeout_s=settings.generator_timeout_s,
-        cancel=cancel,
-        on_progress=on_progress,
-    )
+    budget = settings.generator_max_new_tokens
+    try:
+        generation = generator.generate(
+            messages,
+            max_new_tokens=budget,
+            # ~3 characters a token, leaving room for the citations and the JSON around it,
+            # so the JSON closes before the token cap
+            json_schema=answer_schema(len(hits), max(40, 3 * (budget - 24))),
+            timeout_s=settings.generator_timeout_s,
+            cancel=cancel,
+            on_progress=on_progress,
+        )
+    except GenerationError as exc:
+        return abstain(f"the model gave no complete answer ({exc})", model=generator.model_id)
     timings.update(
         generation_s=round(generation.seconds, 4),
         ttft_s=round(generation.ttft_s or 0.0, 4),
@@ -164,7 +187,7 @@ def answer_question(
     text = strip_bad_markers(str(data.get("answer", "")).strip(), len(hits))
     if generation.finish_reason == "cancelled":
         return abstain("cancelled", model=generator.model_id, p_answerable=p_answerable)
-    if data.get("answerable") is False or says_unknown(text):
+    if says_unknown(text):
         return abstain(
             "the passages do not contain the answer",
             model=generator.model_id,
