@@ -62,6 +62,17 @@ search_dirac_docs (seconds on a CPU); prefer search_dirac_docs when you can read
 yourself."""
 
 
+def _read_only(title: str) -> ToolAnnotations:
+    """Annotations of a tool that only reads the local index (no side effects, no network)."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=True,
+        destructive_hint=False,
+        idempotent_hint=True,
+        open_world_hint=False,
+    )
+
+
 def _run_tool(fn: Callable[..., T], *args: Any, **kwargs: Any):
     """Run blocking work in a thread; our errors become tool errors with their message."""
 
@@ -98,13 +109,7 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
         name="search_dirac_docs",
         title="Search DIRAC documentation",
         description=SEARCH_DESCRIPTION,
-        annotations=ToolAnnotations(
-            title="Search DIRAC documentation",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=_read_only("Search DIRAC documentation"),
     )
     async def search_dirac_docs(
         query: Annotated[
@@ -143,13 +148,7 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
         name="answer_question",
         title="Answer a DIRAC question",
         description=ANSWER_DESCRIPTION,
-        annotations=ToolAnnotations(
-            title="Answer a DIRAC question",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=_read_only("Answer a DIRAC question"),
     )
     async def answer_question_tool(
         question: Annotated[
