@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from .config import Settings, load_settings
-from .errors import DiracDocsError
+from .errors import ConfigError, DiracDocsError
 
 log = logging.getLogger("dirac_docs_mcp")
 
@@ -73,6 +73,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"chunks:     {status.points}")
         for root in status.roots:
             print(f"root:       {root}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Copy the embedded index (vectors, manifest, roots) into a Qdrant server or cluster."""
+    from .store import Store, copy_index
+
+    source_settings = _settings(args)
+    if source_settings.qdrant_url:
+        raise ConfigError("migrate copies the embedded index: give the server with --to-url only")
+    target_settings = source_settings.model_copy(
+        update={
+            "qdrant_url": args.to_url,
+            "qdrant_api_key": args.to_api_key or source_settings.qdrant_api_key,
+            "collection": args.to_collection or source_settings.collection,
+        }
+    )
+    with Store.open(source_settings) as source, Store.open(target_settings) as target:
+        copied = copy_index(source, target)
+    print(f"copied {copied} chunks to {args.to_url} (collection {target_settings.collection})")
+    print(f"serve from it with DIRAC_MCP_QDRANT_URL={args.to_url}")
     return 0
 
 
@@ -229,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "migrate", parents=[common], help="copy the embedded index into a Qdrant server"
+    )
+    p.add_argument("--to-url", required=True, help="Qdrant server or cluster URL")
+    p.add_argument("--to-api-key", help="API key (default: DIRAC_MCP_QDRANT_API_KEY)")
+    p.add_argument("--to-collection", help="collection name there (default: the same)")
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("status", parents=[common], help="what the index holds")
     p.add_argument("--json", action="store_true")

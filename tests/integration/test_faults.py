@@ -86,3 +86,30 @@ def test_unreachable_qdrant_server_is_a_clear_error_not_a_hang(settings_factory)
     with pytest.raises(StoreError, match="cannot reach Qdrant at http://127.0.0.1:9"):
         Store.open(settings)
     assert time.time() - started < 10
+
+
+def test_copy_embedded_index_to_a_qdrant_client_store(tmp_path, settings_factory):
+    """What `dirac-docs-mcp migrate --to-url` does, with qdrant-client's embedded mode
+    standing in for a server (same QdrantClientStore code; no server runs here)."""
+    from dirac_docs_mcp.store import QdrantClientStore, copy_index
+
+    corpus = write_fixture_corpus(tmp_path / "corpus")
+    settings = settings_factory()
+    with Runtime(settings) as rt:
+        Indexer(rt.store, rt.encoders, settings).run([corpus], progress=False)
+        query_dense = rt.encoders.dense.embed_query("when is a job declared stalled")
+        query_sparse = rt.encoders.sparse.embed_query("when is a job declared stalled")
+        source = rt.store
+        target = QdrantClientStore._open_local(tmp_path / "server", settings.collection)
+        try:
+            copied = copy_index(source, target)
+            assert copied == source.count() == target.count()
+            assert target.all_point_ids() == source.all_point_ids()
+            assert target.manifest().keys() == source.manifest().keys()
+            assert target.meta()["model_id"] == source.meta()["model_id"]
+            args = (query_dense, query_sparse, 5, 40, 10, (1.0, 1.0))
+            assert [c.id for c in target.hybrid_search(*args)] == [
+                c.id for c in source.hybrid_search(*args)
+            ]
+        finally:
+            target.close()

@@ -14,6 +14,7 @@ from .base import (
     Store,
     StoredChunk,
     ancestor_dirs,
+    copy_index,
     file_point_id,
 )
 from .edge_store import EdgeStore
@@ -30,5 +31,6 @@ __all__ = [
     "Store",
     "StoredChunk",
     "ancestor_dirs",
+    "copy_index",
     "file_point_id",
 ]

@@ -20,11 +20,11 @@ and :class:`~.qdrant_client_store.QdrantClientStore` (a Qdrant server or cluster
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import IndexInUseError, ModelMismatchError
+from ..errors import IndexInUseError, ModelMismatchError, StoreError
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -306,7 +306,30 @@ class Store:
         number of candidates each retriever contributes; ``weights`` are (dense, sparse)."""
         raise NotImplementedError
 
+    def export_rows(self, batch_size: int = 256) -> Iterator[list[ChunkRow]]:
+        """Every chunk with its vectors, in batches (for copying an index elsewhere)."""
+        raise NotImplementedError
+
     def best_dense_score(self, dense: DenseInput) -> float | None:
         """The highest dense (cosine, best window) score of any chunk, None when empty:
         an absolute "is anything about this?" signal that rank fusion cannot give."""
         raise NotImplementedError
+
+
+def copy_index(source: Store, target: Store, batch_size: int = 256) -> int:
+    """Copy every chunk (with its vectors), the manifest and the roots from ``source`` into
+    ``target`` — e.g. an embedded index into a Qdrant server. Chunks go first and the
+    manifest last, so an interrupted copy is completed by running it again. Returns the
+    number of chunks copied."""
+    meta = source.meta()
+    if meta is None or not source.exists():
+        raise StoreError(f"nothing to copy: no index at {source.location}")
+    target.ensure_collection(meta["model_id"], int(meta["dim"]))
+    copied = 0
+    for rows in source.export_rows(batch_size):
+        target.upsert_chunks(rows)
+        copied += len(rows)
+    for record in source.manifest().values():
+        target.put_file(record)
+    target.set_roots(source.roots())
+    return copied

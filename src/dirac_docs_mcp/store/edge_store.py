@@ -489,6 +489,36 @@ class EdgeStore(Store):
             if pid in payloads
         ]
 
+    def export_rows(self, batch_size: int = 256):
+        qe = self._qe
+        chunks = self._require_chunks()
+        offset = None
+        while True:
+            try:
+                points, offset = chunks.scroll(
+                    qe.ScrollRequest(
+                        offset=offset,
+                        limit=batch_size,
+                        filter=None,
+                        with_payload=True,
+                        with_vector=True,
+                    )
+                )
+            except Exception as exc:
+                raise StoreError(f"cannot read the index at {self.root}: {one_line(exc)}") from None
+            rows = []
+            for p in points:
+                vectors = p.vector or {}
+                sparse = vectors.get(SPARSE)
+                pair = (
+                    (list(sparse.indices), list(sparse.values)) if sparse is not None else ([], [])
+                )
+                rows.append((str(p.id), dict(p.payload or {}), vectors.get(DENSE, []), pair))
+            if rows:
+                yield rows
+            if offset is None:
+                return
+
     def best_dense_score(self, dense: DenseInput) -> float | None:
         self._check_readable()
         if self._chunks is None:

@@ -333,6 +333,29 @@ class QdrantClientStore(Store):
             raise StoreError(f"search failed on {self.location}: {one_line(exc)}") from None
         return [StoredChunk.from_payload(p.id, p.payload or {}, p.score) for p in response.points]
 
+    def export_rows(self, batch_size: int = 256):
+        offset = None
+        while self.exists():
+            points, offset = self._client.scroll(
+                self.collection,
+                limit=batch_size,
+                offset=offset,
+                with_payload=True,
+                with_vectors=True,
+            )
+            rows = []
+            for p in points:
+                vectors = p.vector or {}
+                sparse = vectors.get(SPARSE)
+                pair = (
+                    (list(sparse.indices), list(sparse.values)) if sparse is not None else ([], [])
+                )
+                rows.append((str(p.id), dict(p.payload or {}), vectors.get(DENSE, []), pair))
+            if rows:
+                yield rows
+            if offset is None:
+                return
+
     def best_dense_score(self, dense: DenseInput) -> float | None:
         if not self.exists():
             return None
