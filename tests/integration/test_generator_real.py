@@ -78,6 +78,7 @@ def settings(models_data_dir):
         generator_model="smollm2-135m",
         generator_device="cpu",
         generator_threads=2,
+        generator_timeout_s=600,  # a loaded CI machine must not turn into a false failure
     )
 
 
