@@ -105,7 +105,12 @@ class Settings(BaseSettings):
         default=0.0, ge=-1, le=1, description="abstain below this best dense similarity"
     )
     answer_min_p_answerable: float = Field(
-        default=0.0, ge=0, le=1, description="abstain below this generator P(answerable)"
+        default=0.0, ge=0, le=1, description="abstain below this judge P(answerable)"
+    )
+    answer_judge_model: str | None = Field(
+        default=None,
+        description="generator that judges whether the passages answer the question "
+        "(default: the answer generator); the 0.5B's judgement is noise, the 1.5B's is not",
     )
 
     # --- server --------------------------------------------------------------------------

@@ -153,7 +153,12 @@ def answer_question(
     p_answerable = None
     if settings.answer_min_p_answerable > 0:
         t0 = time.perf_counter()
-        p_answerable = generator.yes_probability(judge_messages(question, messages))
+        judge = generator
+        if settings.answer_judge_model and settings.answer_judge_model != settings.generator_model:
+            judge = load_generator(
+                settings.model_copy(update={"generator_model": settings.answer_judge_model})
+            )
+        p_answerable = judge.yes_probability(judge_messages(question, messages))
         timings["judge_s"] = round(time.perf_counter() - t0, 4)
         if p_answerable < settings.answer_min_p_answerable:
             return abstain(
