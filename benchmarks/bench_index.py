@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from dirac_docs_mcp.config import load_settings
-from dirac_docs_mcp.indexer.chunker import chunk_document
+from dirac_docs_mcp.indexer.chunker import chunk_document, dense_windows
 from dirac_docs_mcp.indexer.loaders import load_document
 from dirac_docs_mcp.indexer.pipeline import Indexer, discover
 from dirac_docs_mcp.runtime import Runtime
@@ -39,7 +39,6 @@ def main() -> None:
             enc = runtime.encoders
             enc.dense.embed_query("warm up")  # model load is not indexing throughput
             enc.sparse.embed_query("warm up")
-            max_tokens = min(settings.chunk_max_tokens, enc.spec.max_tokens)
 
             # stage timings on the same inputs
             files = list(discover([args.corpus.resolve()]))
@@ -53,15 +52,23 @@ def main() -> None:
                 for c in chunk_document(
                     d,
                     enc.count_tokens,
-                    max_tokens=max_tokens,
+                    max_tokens=settings.chunk_max_tokens,
                     overlap_tokens=settings.chunk_overlap_tokens,
                     min_tokens=settings.chunk_min_tokens,
                 )
             ]
             t_chunk = time.perf_counter() - t0
             texts = [c.embed_text for c in chunks]
+            counter = enc.count_tokens
+            windows = [
+                w
+                for c in chunks
+                for w in dense_windows(
+                    c, counter, counter.split, enc.spec.max_tokens, settings.chunk_overlap_tokens
+                )
+            ]
             t0 = time.perf_counter()
-            enc.dense.embed_documents(texts)
+            enc.dense.embed_documents(windows)  # exactly the texts the pipeline embeds
             t_dense = time.perf_counter() - t0
             t0 = time.perf_counter()
             enc.sparse.embed_documents(texts)
@@ -82,6 +89,7 @@ def main() -> None:
     result = {
         "files": len(files),
         "chunks": n,
+        "dense_windows": len(windows),
         "parse_s": round(t_parse, 2),
         "chunk_s": round(t_chunk, 2),
         "dense_embed_s": round(t_dense, 2),
