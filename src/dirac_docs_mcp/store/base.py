@@ -316,6 +316,15 @@ class Store:
         raise NotImplementedError
 
 
+def row_from_point(point_id: Any, payload: dict[str, Any] | None, vectors: Any) -> ChunkRow:
+    """A stored point (either engine's shape: named vectors, sparse with indices/values)
+    back into the row ``upsert_chunks`` takes."""
+    vectors = vectors or {}
+    sparse = vectors.get(SPARSE)
+    pair = (list(sparse.indices), list(sparse.values)) if sparse is not None else ([], [])
+    return (str(point_id), dict(payload or {}), vectors.get(DENSE, []), pair)
+
+
 def copy_index(source: Store, target: Store, batch_size: int = 256) -> int:
     """Copy every chunk (with its vectors), the manifest and the roots from ``source`` into
     ``target`` — e.g. an embedded index into a Qdrant server. Chunks go first and the

@@ -50,6 +50,7 @@ from .base import (
     in_use_error,
     new_meta,
     one_line,
+    row_from_point,
     weighted_rrf,
 )
 
@@ -490,34 +491,14 @@ class EdgeStore(Store):
         ]
 
     def export_rows(self, batch_size: int = 256):
-        qe = self._qe
-        chunks = self._require_chunks()
-        offset = None
-        while True:
-            try:
-                points, offset = chunks.scroll(
-                    qe.ScrollRequest(
-                        offset=offset,
-                        limit=batch_size,
-                        filter=None,
-                        with_payload=True,
-                        with_vector=True,
-                    )
-                )
-            except Exception as exc:
-                raise StoreError(f"cannot read the index at {self.root}: {one_line(exc)}") from None
-            rows = []
-            for p in points:
-                vectors = p.vector or {}
-                sparse = vectors.get(SPARSE)
-                pair = (
-                    (list(sparse.indices), list(sparse.values)) if sparse is not None else ([], [])
-                )
-                rows.append((str(p.id), dict(p.payload or {}), vectors.get(DENSE, []), pair))
-            if rows:
-                yield rows
-            if offset is None:
-                return
+        batch: list[ChunkRow] = []
+        for point in self._scroll(self._require_chunks(), None, True, with_vector=True):
+            batch.append(row_from_point(point.id, point.payload, point.vector))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def best_dense_score(self, dense: DenseInput) -> float | None:
         self._check_readable()
@@ -562,7 +543,9 @@ class EdgeStore(Store):
         except Exception as exc:
             raise StoreError(f"cannot read the index at {self.root}: {one_line(exc)}") from None
 
-    def _scroll(self, shard: Any, flt: Any, with_payload: bool) -> Iterable[Any]:
+    def _scroll(
+        self, shard: Any, flt: Any, with_payload: bool, with_vector: bool = False
+    ) -> Iterable[Any]:
         qe = self._qe
         offset = None
         while True:
@@ -573,7 +556,7 @@ class EdgeStore(Store):
                         limit=_SCROLL_PAGE,
                         filter=flt,
                         with_payload=with_payload,
-                        with_vector=False,
+                        with_vector=with_vector,
                     )
                 )
             except Exception as exc:
