@@ -33,7 +33,8 @@ def _ids_and_count(settings):
 
 
 def test_sigkill_mid_run_then_rerun_equals_clean_build(tmp_path, settings_factory):
-    corpus = _big_corpus(tmp_path / "corpus")
+    copies = 60
+    corpus = _big_corpus(tmp_path / "corpus", copies)
     killed = settings_factory(index_path=tmp_path / "killed")
     env = dict(
         os.environ,
@@ -46,12 +47,18 @@ def test_sigkill_mid_run_then_rerun_equals_clean_build(tmp_path, settings_factor
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    # let it load the model and write part of the index, then kill it without warning
-    time.sleep(12)
+    # once the collection exists (model loaded, indexing started), let it write part of the
+    # index, then kill it without warning
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if (killed.index_path / killed.collection / "chunks").exists():
+            break
+        time.sleep(0.05)
+    time.sleep(2.0)
     assert proc.poll() is None, "indexer finished before it could be killed; grow the corpus"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    total = len(FIXTURE_FILES) * 25
+    total = len(FIXTURE_FILES) * copies
     with Runtime(killed) as rt:
         done_before = len(rt.store.manifest())
     assert done_before < total
