@@ -41,10 +41,6 @@ class TokenCounter:
     def __call__(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
-
     def split(self, text: str, max_tokens: int, overlap: int) -> list[str]:
         """Cut ``text`` into pieces of at most ``max_tokens`` tokens, consecutive pieces
         sharing ``overlap`` tokens; cuts fall on token boundaries of the original text."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,9 +108,3 @@ def run_retrieval(
             for q in questions:
                 out.write(json.dumps({"id": q["id"], "hits": run[q["id"]]}) + "\n")
     return run
-
-
-def timed(fn: Callable[[], object]) -> tuple[object, float]:
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start
