@@ -1,4 +1,5 @@
-"""``dirac-docs-mcp index|search|serve|status|eval`` — the same functions the MCP tools call."""
+"""``dirac-docs-mcp index|search|serve|status|eval|ask|qa|migrate`` — the same functions the MCP
+tools call."""
 
 from __future__ import annotations
 
@@ -115,6 +116,70 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with Runtime(_settings(args)) as runtime:
         answer = answer_question(runtime, args.question, args.limit)
     print(answer.model_dump_json(indent=1) if args.json else format_answer(answer))
+    return 0
+
+
+def cmd_qa_generate(args: argparse.Namespace) -> int:
+    """generate_qa_pairs from the shell: any output path (the user owns the machine)."""
+    import threading
+
+    from .runtime import Runtime
+    from .tools.qa_pairs import QASelection, format_report, generate_qa_pairs
+
+    settings = _settings(args)
+    if args.model:
+        settings = settings.model_copy(update={"generator_model": args.model})
+    selection = QASelection(
+        query=args.query,
+        source_prefix=args.source_prefix,
+        section=args.section,
+        all_chunks=args.all,
+        n_chunks=args.n_chunks,
+        seed=args.seed,
+    )
+    bar = None
+    if not args.no_progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="chunk", file=sys.stderr, desc="qa pairs")
+
+    def progress(done: int, total: int, message: str) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(message.split(", ")[-1])
+            bar.refresh()
+        elif not args.no_progress:
+            print(message, file=sys.stderr)
+
+    cancel = threading.Event()
+    try:
+        with Runtime(settings) as runtime:
+            report = generate_qa_pairs(
+                runtime,
+                selection,
+                Path(args.output),
+                args.pairs_per_chunk,
+                args.batch_size,
+                cancel=cancel,
+                on_progress=progress,
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+    print(report.model_dump_json(indent=1) if args.json else format_report(report))
+    return 0
+
+
+def cmd_qa_export(args: argparse.Namespace) -> int:
+    from .tools.qa_files import export_chat
+
+    report = export_chat(Path(args.pairs), Path(args.out), args.validation, args.seed)
+    print(
+        f"train: {report.train_pairs} pairs from {report.train_sources} documents -> "
+        f"{report.train}\nvalidation: {report.validation_pairs} pairs from "
+        f"{report.validation_sources} documents -> {report.validation}"
+    )
     return 0
 
 
@@ -282,6 +347,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--limit", type=int, default=None, help="passages given to the model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
+
+    qa = sub.add_parser("qa", help="synthetic Q-A pairs for fine-tuning").add_subparsers(
+        dest="qa_command", required=True
+    )
+    p = qa.add_parser(
+        "generate", parents=[common], help="generate grounded Q-A pairs into a JSONL (resumable)"
+    )
+    p.add_argument("-o", "--output", required=True, help="pairs JSONL (appended to, resumed)")
+    p.add_argument("--query", help="chunks matching this search")
+    p.add_argument("--source-prefix", help="chunks of documents under this path")
+    p.add_argument("--section", help="chunks whose section breadcrumb contains this")
+    p.add_argument("--all", action="store_true", help="sample among all chunks")
+    p.add_argument("-n", "--n-chunks", type=int, default=20, help="chunks at most (default 20)")
+    p.add_argument("--pairs-per-chunk", type=int, default=None, help="default 2")
+    p.add_argument("--batch-size", type=int, default=None, help="chunks per micro-batch (4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the chunk sample")
+    p.add_argument("--model", help="generator model (default: the configured one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the structured report")
+    p.set_defaults(func=cmd_qa_generate)
+
+    p = qa.add_parser("export", help="chat-format train/validation JSONL, split by document")
+    p.add_argument("pairs", help="a pairs JSONL written by 'qa generate'")
+    p.add_argument("-o", "--out", required=True, help="folder for train.jsonl, validation.jsonl")
+    p.add_argument("--validation", type=float, default=0.1, help="share for validation (0.1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_qa_export)
     return parser
 
 

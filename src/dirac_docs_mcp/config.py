@@ -113,6 +113,34 @@ class Settings(BaseSettings):
         "(default: the answer generator); the 0.5B's judgement is noise, the 1.5B's is not",
     )
 
+    # --- generate_qa_pairs -------------------------------------------------------------------
+    qa_output_dir: Path | None = Field(
+        default=None,
+        description="the only folder the generate_qa_pairs tool writes to (default: <data_dir>/qa)",
+    )
+    qa_pairs_per_chunk: int = Field(default=2, ge=1, le=5)
+    qa_batch_size: int = Field(default=4, ge=1, le=32, description="chunks per micro-batch")
+    qa_max_chunks: int = Field(default=1000, ge=1, le=100_000, description="cap per run")
+    qa_tokens_per_pair: int = Field(
+        default=110, ge=32, le=1024, description="generation budget per requested pair"
+    )
+    qa_min_chunk_words: int = Field(
+        default=40, ge=1, le=2000, description="skip chunks with fewer words of prose"
+    )
+    qa_min_grounding: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="share of the answer's content words found in its chunk (calibrated in "
+        "benchmarks/bench_qa_pairs.py)",
+    )
+    qa_max_question_similarity: float = Field(
+        default=0.92,
+        ge=0,
+        le=1,
+        description="a question this close to an earlier one is a duplicate",
+    )
+
     # --- server --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     http_bearer_token: str | None = Field(
@@ -134,6 +162,7 @@ class Settings(BaseSettings):
             self.index_path = self.data_dir / "index"
         else:
             self.index_path = self.index_path.expanduser()
+        self.qa_output_dir = (self.qa_output_dir or self.data_dir / "qa").expanduser()
         if self.chunk_overlap_tokens >= self.chunk_max_tokens // 2:
             raise ValueError("chunk_overlap_tokens must be less than half of chunk_max_tokens")
         return self

@@ -70,6 +70,8 @@ class Generation:
     finish_reason: FinishReason
     data: Any = None  # the parsed JSON value when a json_schema was given
     prompt_truncated_tokens: int = 0  # tokens cut from the prompt to fit the context
+    repairs: int = 0  # repair retries the JSON needed (fallback path without xgrammar)
+    error: str | None = None  # generate_batch: why this row gave no usable JSON
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -294,7 +296,8 @@ def repair_messages(messages: Messages, reply: str, problem: str, schema: dict) 
 
 
 def schema_key(schema: dict) -> str:
-    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    """The schema as compiled: key order kept, since properties are generated in order."""
+    return json.dumps(schema, separators=(",", ":"))
 
 
 def resolve_device(setting: str, cuda_available: bool) -> str:
@@ -586,28 +589,33 @@ class TransformersGenerator:
 
     def _run(
         self,
-        prompt_ids: list[int],
+        prompts: list[list[int]],
         max_new_tokens: int,
         deadline: float,
         cancel: threading.Event | None,
         on_progress: ProgressFn | None,
         logits_processor: Any = None,
         temperature: float = 0.0,
-    ) -> tuple[list[int], StopPolicy, float]:
+    ) -> tuple[list[list[int]], StopPolicy, float]:
+        """Decode a micro-batch of prompts (left padded); the new ids of each, cut after its
+        first stop token."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
         policy = StopPolicy(max_new_tokens, deadline, cancel, on_progress)
-        prompt_len = len(prompt_ids)
+        width = max(len(p) for p in prompts)
 
         class _Criteria(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
-                stop = policy.check(int(input_ids.shape[-1]) - prompt_len) is not None
+                stop = policy.check(int(input_ids.shape[-1]) - width) is not None
                 return torch.full(
                     (input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device
                 )
 
-        input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.model.device)
+        rows = [[self.pad_id] * (width - len(p)) + list(p) for p in prompts]
+        mask = [[0] * (width - len(p)) + [1] * len(p) for p in prompts]
+        input_ids = torch.tensor(rows, dtype=torch.long, device=self.model.device)
+        attention_mask = torch.tensor(mask, dtype=torch.long, device=self.model.device)
         sampling: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None}
         sampling["top_k"] = None
         if temperature > 0:
@@ -616,7 +624,7 @@ class TransformersGenerator:
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
+                attention_mask=attention_mask,
                 max_new_tokens=max_new_tokens,
                 eos_token_id=self.stop_ids,
                 pad_token_id=self.pad_id,
@@ -625,7 +633,12 @@ class TransformersGenerator:
                 **sampling,
             )
         policy.finish()
-        return output[0, prompt_len:].tolist(), policy, start
+        stops = set(self.stop_ids)
+        news = []
+        for row in output[:, width:].tolist():
+            end = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
+            news.append(row[:end])
+        return news, policy, start
 
     def generate(
         self,
@@ -660,8 +673,8 @@ class TransformersGenerator:
             return Generation("", 0, 0, time.monotonic() - called, None, 0.0, blocked)
         try:
             prompt_ids, cut, limit = self._prompt_ids(messages, wanted)
-            new_ids, policy, start = self._run(
-                prompt_ids, limit, deadline, cancel, on_progress, processor, temperature
+            (new_ids,), policy, start = self._run(
+                [prompt_ids], limit, deadline, cancel, on_progress, processor, temperature
             )
         finally:
             self._lock.release()
@@ -675,6 +688,70 @@ class TransformersGenerator:
                     f"{result.new_tokens} tokens); raise max_new_tokens or the timeout"
                 ) from None
         return result
+
+    def generate_batch(
+        self,
+        conversations: Sequence[Messages],
+        max_new_tokens: int | None = None,
+        json_schema: dict | None = None,
+        timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> list[Generation]:
+        """One micro-batch: the conversations decoded together (greedy), one Generation
+        each. With ``json_schema`` every row is constrained by the same grammar; a row whose
+        JSON did not close (token cap, deadline) comes back with ``error`` set and no
+        ``data`` instead of raising, so one bad row does not cost the batch. Without
+        xgrammar the rows run one by one through the repair fallback."""
+        called = time.monotonic()
+        deadline = called + (timeout_s if timeout_s is not None else self.default_timeout_s)
+        wanted = max_new_tokens or self.default_max_new_tokens
+        if not conversations:
+            return []
+        if json_schema is not None and not _has_module("xgrammar"):
+            results = []
+            for messages in conversations:
+                try:
+                    results.append(
+                        self._generate_json_fallback(
+                            messages, wanted, json_schema, deadline, cancel, None, 0.0
+                        )
+                    )
+                except GenerationError as exc:
+                    results.append(Generation("", 0, 0, 0.0, None, 0.0, "eos", error=str(exc)))
+            return results
+        processor = None
+        if json_schema is not None:
+            from xgrammar.contrib.hf import LogitsProcessor
+
+            processor = LogitsProcessor(self._compiled_grammar(json_schema))
+        blocked = self._acquire(deadline, cancel)
+        if blocked is not None:
+            return [
+                Generation("", 0, 0, 0.0, None, 0.0, blocked, error=f"generator busy ({blocked})")
+                for _ in conversations
+            ]
+        try:
+            fitted = [self._prompt_ids(m, wanted) for m in conversations]
+            limit = min(f[2] for f in fitted)
+            news, policy, start = self._run(
+                [f[0] for f in fitted], limit, deadline, cancel, on_progress, processor
+            )
+        finally:
+            self._lock.release()
+        results = []
+        for (prompt_ids, cut, _), new_ids in zip(fitted, news, strict=True):
+            result = self._result(new_ids, policy, start, len(prompt_ids), cut, limit)
+            if json_schema is not None:
+                try:
+                    result.data = json.loads(result.text)
+                except ValueError:
+                    result.error = (
+                        f"the JSON output stopped unfinished ({result.finish_reason} after "
+                        f"{result.new_tokens} tokens)"
+                    )
+            results.append(result)
+        return results
 
     def _result(
         self,
@@ -693,7 +770,6 @@ class TransformersGenerator:
             reason = policy.reason
         else:
             reason = "length" if len(new_ids) >= limit else "eos"
-        # pad tokens after an early stop of a batch do not happen at batch size 1
         ttft = None if policy.first_token_at is None else policy.first_token_at - start
         decode_s = end - policy.first_token_at if policy.first_token_at is not None else 0.0
         speed = (len(new_ids) - 1) / decode_s if decode_s > 0 and len(new_ids) > 1 else 0.0
@@ -740,6 +816,7 @@ class TransformersGenerator:
             if not problems:
                 result.data = value
                 result.text = json.dumps(value, ensure_ascii=False)
+                result.repairs = attempt - 1
                 return result
             if attempt == 2 or result.finish_reason in ("timeout", "cancelled"):
                 break

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -145,3 +145,56 @@ class Answer(BaseModel):
         default=None, description="the generator's probability that the passages answer it"
     )
     timings: dict[str, float] = Field(default_factory=dict)
+
+
+class QAPair(BaseModel):
+    """One line of a generate_qa_pairs JSONL file."""
+
+    id: str
+    question: str
+    answer: str
+    source: str
+    section: str
+    chunk_id: str
+    page: int | None = None
+    grounding: float = Field(description="share of the answer's content words found in the chunk")
+    model: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    created: str = Field(description="UTC timestamp, ISO 8601")
+
+
+class QACounts(BaseModel):
+    chunks_selected: int = 0
+    chunks_skipped_done: int = Field(default=0, description="already in the output (resume)")
+    chunks_content_free: int = Field(default=0, description="too small, link lists, toctrees")
+    chunks_processed: int = 0
+    generated: int = Field(default=0, description="pairs the model produced")
+    valid: int = Field(default=0, description="pairs passing the schema gate")
+    grounded: int = Field(default=0, description="valid pairs whose answer the chunk supports")
+    duplicates: int = Field(default=0, description="grounded pairs dropped as near-duplicates")
+    about_prompt: int = Field(default=0, description="pairs about the prompt/passage itself")
+    failed: int = Field(default=0, description="chunks whose output did not parse (dropped)")
+    repaired: int = Field(default=0, description="outputs that needed the repair pass")
+    written: int = 0
+
+
+class QAReport(BaseModel):
+    output: str
+    model: str
+    counts: QACounts
+    cancelled: bool = False
+    seconds: float = 0.0
+    pairs_per_minute: float = 0.0
+    rejections: dict[str, int] = Field(
+        default_factory=dict, description="why pairs failed the schema gate, by reason"
+    )
+    samples: list[QAPair] = Field(default_factory=list)
+
+
+class QAExportReport(BaseModel):
+    train: str
+    validation: str
+    train_pairs: int
+    validation_pairs: int
+    train_sources: int
+    validation_sources: int

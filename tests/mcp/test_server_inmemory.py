@@ -110,10 +110,15 @@ async def test_prompt_injection_in_a_document_is_data(server):
             "search_dirac_docs", {"query": "proxy lifetime renewed on the central servers"}
         )
         tools = (await client.list_tools()).tools
+        # what the injected text asks for is refused before anything runs
+        write = await client.call_tool(
+            "generate_qa_pairs", {"output": "/etc/passwd", "all_chunks": True}
+        )
+    assert write.is_error and "relative to the QA output folder" in write.content[0].text
     assert not result.is_error
     hit = next(h for h in result.structured_content["hits"] if h["source"] == "notes/injection.md")
     assert "IGNORE ALL PREVIOUS INSTRUCTIONS" in hit["text"]
-    assert {t.name for t in tools} == {"search_dirac_docs", "answer_question"}
+    assert {t.name for t in tools} == {"search_dirac_docs", "answer_question", "generate_qa_pairs"}
 
 
 async def test_document_resource_reads_indexed_file(server, fixture_index):

@@ -37,7 +37,7 @@ async def test_stdio_handshake_is_fast_and_search_works(fixture_index):
         listed = time.perf_counter() - started
         result = await client.call_tool("search_dirac_docs", {"query": "stalled jobs heartbeat"})
         bad = await client.call_tool("search_dirac_docs", {"query": "stalled", "limit": 0})
-    assert {t.name for t in tools} == {"search_dirac_docs", "answer_question"}
+    assert {t.name for t in tools} == {"search_dirac_docs", "answer_question", "generate_qa_pairs"}
     # no model is loaded before the first search: start-up is interpreter + imports
     assert listed < 15, f"tools/list took {listed:.1f}s"
     assert not result.is_error

@@ -230,10 +230,11 @@ def test_repair_messages_keep_the_original_and_show_the_schema() -> None:
     assert json.loads(repaired[2]["content"].split("Schema: ", 1)[1]) == QA_SCHEMA
 
 
-def test_schema_key_ignores_key_order() -> None:
-    assert schema_key({"a": 1, "b": {"c": 2, "d": 3}}) == schema_key(
-        {"b": {"d": 3, "c": 2}, "a": 1}
-    )
+def test_schema_key_keeps_property_order() -> None:
+    """xgrammar generates properties in schema order (question before answer), so two
+    schemas differing only in order are different grammars."""
+    assert schema_key({"a": 1, "b": 2}) != schema_key({"b": 2, "a": 1})
+    assert schema_key({"a": 1, "b": 2}) == schema_key({"a": 1, "b": 2})
 
 
 # --- device / quantization policy, yes/no tokens -----------------------------------------

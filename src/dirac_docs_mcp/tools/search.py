@@ -34,7 +34,7 @@ def normalize_source_prefix(prefix: str | None) -> str | None:
     return None if normalized in (".", "") else normalized
 
 
-def _validate(runtime: Runtime, query: str, limit: int) -> str:
+def _validate(runtime: Runtime, query: str, limit: int, max_limit: int | None = None) -> str:
     settings = runtime.settings
     text = " ".join((query or "").split())
     if not text:
@@ -43,10 +43,9 @@ def _validate(runtime: Runtime, query: str, limit: int) -> str:
         raise InvalidInputError(
             f"query is {len(text)} characters; the limit is {settings.max_query_chars}"
         )
-    if not 1 <= limit <= settings.search_max_limit:
-        raise InvalidInputError(
-            f"limit must be between 1 and {settings.search_max_limit}, got {limit}"
-        )
+    max_limit = max_limit or settings.search_max_limit
+    if not 1 <= limit <= max_limit:
+        raise InvalidInputError(f"limit must be between 1 and {max_limit}, got {limit}")
     return text
 
 
@@ -56,10 +55,12 @@ def retrieve(
     limit: int,
     section: str | None = None,
     source_prefix: str | None = None,
+    max_limit: int | None = None,
 ) -> list[StoredChunk]:
-    """The raw ranked chunks (shared by search, answer and the eval)."""
+    """The raw ranked chunks (shared by search, answer, the eval and QA selection, which
+    may ask for more than ``search_max_limit`` through ``max_limit``)."""
     settings = runtime.settings
-    text = _validate(runtime, query, limit)
+    text = _validate(runtime, query, limit, max_limit)
     prefix = normalize_source_prefix(source_prefix)
     section = " ".join((section or "").split()) or None
     store = runtime.store

@@ -1,0 +1,177 @@
+"""Quality gates for synthetic Q-A pairs, pure functions (no model, no I/O).
+
+Each gate returns a reason string when a pair fails it, so a run can count rejections by
+cause. The embedding-based de-duplication lives in :class:`QuestionDeduper`, which is
+given vectors by its caller (the run embeds with the index's dense encoder).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..stopwords import ENGLISH_STOPWORDS
+
+QUESTION_MIN_CHARS = 12
+QUESTION_MAX_CHARS = 300
+QUESTION_MIN_WORDS = 4
+ANSWER_MIN_CHARS = 2
+ANSWER_MAX_CHARS = 800
+
+# a question or answer about the prompt itself rather than about DIRAC
+_ABOUT_PROMPT = re.compile(
+    r"\b(the|this|above|given|provided|following) (passage|text|excerpt|context|snippet|"
+    r"paragraph|document)s?\b|\bthe author\b|\bas an ai\b|\blanguage model\b|"
+    r"\bquestion[- ]answer pairs?\b|\bjson\b",
+    re.IGNORECASE,
+)
+_NO_ANSWER = re.compile(
+    r"\b(i (do not|don't) know|not (mentioned|specified|provided|stated|covered) in)\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:[-.][A-Za-z0-9_]+)*|\d+(?:\.\d+)*")
+# generic words a paraphrasing answer adds without adding a claim
+_GLUE = frozenset(
+    {
+        "dirac",
+        "used",
+        "use",
+        "uses",
+        "using",
+        "allows",
+        "allow",
+        "also",
+        "can",
+        "may",
+        "one",
+        "set",
+        "called",
+        "known",
+        "following",
+        "specific",
+        "specified",
+        "way",
+        "purpose",
+        "provides",
+        "provide",
+        "means",
+    }
+)
+
+
+def _stem(word: str) -> str:
+    """A light English stem, enough to match 'jobs'/'job', 'declared'/'declare'."""
+    word = word.lower()
+    for suffix in ("ies", "es", "s", "ed", "ing", "ly"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Stemmed words that carry meaning: no stopwords, no 1-2 letter words. Dotted and
+    hyphenated names (``dirac-proxy-init``, ``Resources.Sites``) also yield their parts."""
+    words = []
+    for match in _WORD.findall(text or ""):
+        parts = [match] + re.split(r"[-.]", match) if re.search(r"[-.]", match) else [match]
+        for part in parts:
+            low = part.lower()
+            if len(low) < 3 and not low.isdigit():
+                continue
+            if low in ENGLISH_STOPWORDS:
+                continue
+            words.append(_stem(low))
+    return words
+
+
+def schema_problem(question: str, answer: str) -> str | None:
+    """Why a pair is not a usable training example, or None.
+
+    A real question (starts with a capital, ends with '?', 4+ words, bounded length) and
+    a non-empty bounded answer that is neither a refusal nor the question echoed back."""
+    q = " ".join((question or "").split())
+    a = " ".join((answer or "").split())
+    if not q:
+        return "empty question"
+    if not a:
+        return "empty answer"
+    if not q.endswith("?"):
+        return "question does not end with '?'"
+    if len(q) < QUESTION_MIN_CHARS or len(q.split()) < QUESTION_MIN_WORDS:
+        return "question too short"
+    if len(q) > QUESTION_MAX_CHARS:
+        return "question too long"
+    if len(a) < ANSWER_MIN_CHARS:
+        return "answer too short"
+    if len(a) > ANSWER_MAX_CHARS:
+        return "answer too long"
+    if _NO_ANSWER.search(a):
+        return "answer is a refusal"
+    if a.rstrip("?").lower() == q.rstrip("?").lower():
+        return "answer repeats the question"
+    answer_words = set(content_words(a))
+    if not answer_words:
+        return "answer has no content words"
+    if answer_words <= set(content_words(q)):
+        return "answer adds nothing to the question"
+    return None
+
+
+def about_prompt(question: str, answer: str) -> bool:
+    """True for pairs about the prompt ("what does the passage say…") instead of DIRAC."""
+    return bool(_ABOUT_PROMPT.search(question or "") or _ABOUT_PROMPT.search(answer or ""))
+
+
+def grounding_score(answer: str, chunk_text: str) -> float:
+    """Share of the answer's content words (stemmed, glue words excluded) that occur in the
+    chunk. 1.0 = every claim word is in the source; a hallucinated answer scores low."""
+    words = [w for w in content_words(answer) if w not in _GLUE]
+    if not words:
+        words = content_words(answer)
+    if not words:
+        return 0.0
+    source = set(content_words(chunk_text))
+    return sum(1 for w in words if w in source) / len(words)
+
+
+class QuestionDeduper:
+    """Keeps the questions accepted so far (their unit vectors) and rejects a new one whose
+    cosine similarity to any of them reaches ``threshold``. Exact repeats (after case and
+    space folding) are caught without a vector."""
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._texts: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @staticmethod
+    def _key(question: str) -> str:
+        return " ".join(question.lower().split()).rstrip("?").strip()
+
+    @staticmethod
+    def _unit(vector: Sequence[float]) -> np.ndarray:
+        array = np.asarray(vector, dtype=np.float32)
+        norm = float(np.linalg.norm(array))
+        return array / norm if norm > 0 else array
+
+    def closest(self, vector: Sequence[float]) -> float:
+        """The highest cosine similarity to an accepted question (-1 when there is none)."""
+        if not self._matrix.size:
+            return -1.0
+        return float(np.max(self._matrix @ self._unit(vector)))
+
+    def is_duplicate(self, question: str, vector: Sequence[float] | None) -> bool:
+        if self._key(question) in self._texts:
+            return True
+        return vector is not None and self.closest(vector) >= self.threshold
+
+    def add(self, question: str, vector: Sequence[float] | None) -> None:
+        self._texts.add(self._key(question))
+        if vector is not None:
+            unit = self._unit(vector)[None, :]
+            self._matrix = unit if not self._matrix.size else np.vstack([self._matrix, unit])

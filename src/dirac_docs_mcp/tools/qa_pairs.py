@@ -1,0 +1,319 @@
+"""generate_qa_pairs: select chunks → generate in micro-batches → gate → de-duplicate → JSONL.
+
+The seed's shelved plan, made reliable: the model's output is constrained by xgrammar to a
+JSON array of exactly ``pairs_per_chunk`` ``{"question", "answer"}`` objects (questions must
+start with a capital and end with '?'), so every finished output parses. What parses is
+then gated (:mod:`qa_gates`): schema (a real question, a bounded non-refusal answer), not
+about the prompt itself, grounded in its chunk (lexical support), not a near-duplicate of
+an earlier question (embedding similarity). Only pairs passing every gate are written
+(:mod:`qa_files`: append-only, one write per batch, resumable).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..errors import InvalidInputError, StoreError
+from ..runtime import Runtime
+from ..schemas import QACounts, QAPair, QAReport
+from ..store import StoredChunk
+from .qa_files import PairFile, pair_id
+from .qa_gates import QuestionDeduper, about_prompt, grounding_score, schema_problem
+from .search import normalize_source_prefix, retrieve
+
+ProgressFn = Callable[[int, int, str], None]
+
+QA_SYSTEM_PROMPT = (
+    "You write question-answer pairs for training a DIRAC support assistant. Every question "
+    "must be answerable from the passage alone, and every answer must use only facts stated "
+    "in the passage."
+)
+ANSWER_MAX_CHARS = 320
+QUESTION_PATTERN = r'^[A-Z][^"\\?]+\?$'  # starts with a capital, one '?' at the end
+
+_WORDS = re.compile(r"[A-Za-z]{2,}")
+_SENTENCE_END = re.compile(r"[a-z0-9)][.!?:](\s|$)")
+
+
+@dataclass
+class QASelection:
+    """Which chunks to generate from. At least one of query / source_prefix / section /
+    all_chunks; ``n_chunks`` caps the count; ``seed`` fixes the sample (not the query's
+    ranking, which is already deterministic)."""
+
+    query: str | None = None
+    source_prefix: str | None = None
+    section: str | None = None
+    all_chunks: bool = False
+    n_chunks: int = 20
+    seed: int = 0
+
+
+def content_free_reason(text: str, min_words: int) -> str | None:
+    """Why a chunk has nothing to ask about (too few words, a list of links or titles such as
+    a toctree), or None."""
+    words = _WORDS.findall(text)
+    if len(words) < min_words:
+        return "too small"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "empty"
+    links = sum(1 for line in lines if "http://" in line or "https://" in line)
+    short = sum(
+        1
+        for line in lines
+        if len(_WORDS.findall(line)) <= 6 and not line.endswith((".", ":", "?", ")"))
+    )
+    sentences = len(_SENTENCE_END.findall(text))
+    if links / len(lines) >= 0.5 and sentences < 3:
+        return "a list of links"
+    if short / len(lines) >= 0.8 and sentences < 2:
+        return "a list of titles"
+    return None
+
+
+def select_chunks(runtime: Runtime, selection: QASelection) -> tuple[list[StoredChunk], int]:
+    """(chunks to use, number skipped as content-free)."""
+    settings = runtime.settings
+    if not (selection.query or selection.source_prefix or selection.section) and not (
+        selection.all_chunks
+    ):
+        raise InvalidInputError(
+            "choose chunks: give a query, a source prefix, a section, or ask for all chunks"
+        )
+    if not 1 <= selection.n_chunks <= settings.qa_max_chunks:
+        raise InvalidInputError(
+            f"n_chunks must be between 1 and {settings.qa_max_chunks}, got {selection.n_chunks}"
+        )
+    prefix = normalize_source_prefix(selection.source_prefix)
+    section = " ".join((selection.section or "").split()).lower() or None
+    store = runtime.store
+    if not store.exists():
+        raise StoreError(
+            f"no index at {store.location}; build one with 'dirac-docs-mcp index PATH'"
+        )
+    min_words = settings.qa_min_chunk_words
+    if selection.query:
+        wanted = min(2 * selection.n_chunks, 2 * settings.qa_max_chunks)
+        ranked = retrieve(
+            runtime,
+            selection.query,
+            wanted,
+            section=selection.section,
+            source_prefix=prefix,
+            max_limit=2 * settings.qa_max_chunks,
+        )
+        usable = [c for c in ranked if content_free_reason(c.text, min_words) is None]
+        return usable[: selection.n_chunks], len(ranked) - len(usable)
+    candidates: list[StoredChunk] = []
+    for source in sorted(store.manifest()):
+        if prefix and not (source == prefix or source.startswith(prefix.rstrip("/") + "/")):
+            continue
+        for chunk in store.chunks_of(source):
+            if section and section not in chunk.section.lower():
+                continue
+            candidates.append(chunk)
+    usable = [c for c in candidates if content_free_reason(c.text, min_words) is None]
+    skipped = len(candidates) - len(usable)
+    if len(usable) > selection.n_chunks:
+        usable = random.Random(selection.seed).sample(usable, selection.n_chunks)
+        usable.sort(key=lambda c: (c.source, c.position))
+    return usable, skipped
+
+
+def qa_schema(pairs: int) -> dict:
+    """Exactly ``pairs`` objects, question before answer (xgrammar keeps key order)."""
+    return {
+        "type": "array",
+        "minItems": pairs,
+        "maxItems": pairs,
+        "items": {
+            "type": "object",
+            "properties": {
+                "question": {"type": "string", "pattern": QUESTION_PATTERN},
+                "answer": {"type": "string", "minLength": 2, "maxLength": ANSWER_MAX_CHARS},
+            },
+            "required": ["question", "answer"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def qa_messages(chunk: StoredChunk, pairs: int, max_chars: int = 2400) -> list[dict]:
+    text = chunk.text if len(chunk.text) <= max_chars else chunk.text[:max_chars] + "…"
+    where = chunk.source + (f", page {chunk.page}" if chunk.page else "")
+    plural = "questions" if pairs > 1 else "question"
+    user = (
+        f"Passage from {where}, section {chunk.section!r}:\n\n{text}\n\n"
+        f"Write {pairs} different {plural} that a DIRAC user or administrator could ask and "
+        "that this passage answers, each with its answer. A question names what it is about "
+        "(the component, command, option or concept) so that it makes sense without the "
+        "passage. An answer is one or two sentences using only facts from the passage. "
+        "Never ask about the passage itself."
+    )
+    return [{"role": "system", "content": QA_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def generate_qa_pairs(
+    runtime: Runtime,
+    selection: QASelection,
+    output: Path,
+    pairs_per_chunk: int | None = None,
+    batch_size: int | None = None,
+    cancel: threading.Event | None = None,
+    on_progress: ProgressFn | None = None,
+    n_samples: int = 3,
+) -> QAReport:
+    """Generate, gate and append pairs for the selected chunks to ``output`` (JSONL).
+
+    Chunks already done in ``output`` are skipped (resume). ``cancel`` stops after the
+    batch in flight, which is dropped; everything written before stays."""
+    settings = runtime.settings
+    pairs_per_chunk = pairs_per_chunk or settings.qa_pairs_per_chunk
+    batch_size = batch_size or settings.qa_batch_size
+    if not 1 <= pairs_per_chunk <= 5:
+        raise InvalidInputError(f"pairs_per_chunk must be between 1 and 5, got {pairs_per_chunk}")
+    if not 1 <= batch_size <= 32:
+        raise InvalidInputError(f"batch_size must be between 1 and 32, got {batch_size}")
+    started = time.perf_counter()
+    chunks, content_free = select_chunks(runtime, selection)
+    counts = QACounts(chunks_selected=len(chunks), chunks_content_free=content_free)
+    rejections: Counter[str] = Counter()
+    written: list[QAPair] = []
+    cancelled = False
+    max_new_tokens = pairs_per_chunk * settings.qa_tokens_per_pair + 8
+    run_settings = {
+        "pairs_per_chunk": pairs_per_chunk,
+        "max_new_tokens": max_new_tokens,
+        "decoding": "greedy",
+        "constrained": "json-schema",
+        "batch_size": batch_size,
+        "min_grounding": settings.qa_min_grounding,
+        "max_question_similarity": settings.qa_max_question_similarity,
+        "selection": asdict(selection),
+    }
+
+    from ..generator import load_generator
+
+    with PairFile(output) as pair_file:
+        todo = [c for c in chunks if c.id not in pair_file.done]
+        counts.chunks_skipped_done = len(chunks) - len(todo)
+        dense = runtime.encoders.dense if todo else None
+        deduper = QuestionDeduper(settings.qa_max_question_similarity)
+        if dense is not None and pair_file.pairs:
+            questions = [p.question for p in pair_file.pairs]
+            for question, vector in zip(questions, dense.embed_documents(questions), strict=True):
+                deduper.add(question, vector)
+        generator = load_generator(settings) if todo else None
+        schema = qa_schema(pairs_per_chunk)
+        if on_progress is not None:
+            on_progress(0, len(todo), f"{len(todo)} chunks to do")
+        for first in range(0, len(todo), batch_size):
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            batch = todo[first : first + batch_size]
+            assert generator is not None and dense is not None
+            results = generator.generate_batch(
+                [qa_messages(c, pairs_per_chunk) for c in batch],
+                max_new_tokens=max_new_tokens,
+                json_schema=schema,
+                timeout_s=settings.generator_timeout_s * len(batch),
+                cancel=cancel,
+            )
+            if cancel is not None and cancel.is_set():
+                cancelled = True  # the batch in flight is incomplete: drop it, redo on resume
+                break
+            candidates: list[tuple[StoredChunk, str, str, float]] = []
+            for chunk, result in zip(batch, results, strict=True):
+                counts.chunks_processed += 1
+                counts.repaired += int(result.repairs > 0)
+                if result.error or not isinstance(result.data, list):
+                    counts.failed += 1
+                    continue
+                for item in result.data:
+                    counts.generated += 1
+                    question = " ".join(str((item or {}).get("question", "")).split())
+                    answer = " ".join(str((item or {}).get("answer", "")).split())
+                    problem = schema_problem(question, answer)
+                    if problem is not None:
+                        rejections[problem] += 1
+                        continue
+                    if about_prompt(question, answer):
+                        counts.about_prompt += 1
+                        continue
+                    counts.valid += 1
+                    score = grounding_score(answer, f"{chunk.section}\n{chunk.text}")
+                    if score < settings.qa_min_grounding:
+                        continue
+                    counts.grounded += 1
+                    candidates.append((chunk, question, answer, score))
+            vectors = dense.embed_documents([c[1] for c in candidates]) if candidates else []
+            fresh: list[QAPair] = []
+            for (chunk, question, answer, score), vector in zip(candidates, vectors, strict=True):
+                if deduper.is_duplicate(question, vector):
+                    counts.duplicates += 1
+                    continue
+                deduper.add(question, vector)
+                fresh.append(
+                    QAPair(
+                        id=pair_id(chunk.id, question),
+                        question=question,
+                        answer=answer,
+                        source=chunk.source,
+                        section=chunk.section,
+                        chunk_id=chunk.id,
+                        page=chunk.page,
+                        grounding=round(score, 3),
+                        model=generator.model_id,
+                        settings=run_settings,
+                        created=_now(),
+                    )
+                )
+            pair_file.append_batch(fresh, [c.id for c in batch])
+            counts.written += len(fresh)
+            written.extend(fresh)
+            if on_progress is not None:
+                done = min(first + batch_size, len(todo))
+                on_progress(done, len(todo), f"{done}/{len(todo)} chunks, {counts.written} pairs")
+    seconds = time.perf_counter() - started
+    sample = random.Random(selection.seed).sample(written, min(n_samples, len(written)))
+    return QAReport(
+        output=str(output),
+        model=generator.model_id if generator is not None else settings.generator_model,
+        counts=counts,
+        cancelled=cancelled,
+        seconds=round(seconds, 2),
+        pairs_per_minute=round(60 * counts.written / seconds, 2) if seconds > 0 else 0.0,
+        rejections=dict(rejections),
+        samples=sample,
+    )
+
+
+def format_report(report: QAReport) -> str:
+    c = report.counts
+    lines = [
+        f"{c.written} pairs written to {report.output}"
+        + (" (cancelled; what was done is kept)" if report.cancelled else ""),
+        f"chunks: {c.chunks_selected} selected, {c.chunks_skipped_done} already done, "
+        f"{c.chunks_content_free} content-free skipped, {c.chunks_processed} processed, "
+        f"{c.failed} failed",
+        f"pairs: {c.generated} generated, {c.valid} valid, {c.grounded} grounded, "
+        f"{c.duplicates} duplicates dropped, {c.about_prompt} about the prompt",
+        f"{report.seconds:.1f} s, {report.pairs_per_minute:.1f} pairs/min, model {report.model}",
+    ]
+    for pair in report.samples:
+        lines.append(f"\nQ: {pair.question}\nA: {pair.answer}\n   ({pair.source} — {pair.section})")
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""generate_qa_pairs end to end with the smallest generator on PyPI (SmolLM2-135M): real
+chunks → xgrammar-constrained micro-batches → gates → JSONL, through the MCP in-memory
+client and the CLI (killed mid-run, then resumed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from dirac_docs_mcp.schemas import QAPair
+from dirac_docs_mcp.server import build_server
+
+from ..conftest import FIXTURE_FILES
+
+pytestmark = [pytest.mark.slow]
+
+SMALL = {"generator_model": "smollm2-135m", "qa_min_chunk_words": 10}
+
+
+def lines_of(path: Path) -> list[dict]:
+    text = path.read_text()
+    assert text.endswith("\n"), "a torn last line"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_tool_writes_only_parsed_grounded_pairs(fixture_index, tmp_path, anyio_backend):
+    settings, _ = fixture_index
+    # SmolLM2-135M mostly invents its answers (0 of 12 pass the default 0.7 grounding: the
+    # gate at work, unit-tested in test_qa_gates); the gate is off here so lines get written
+    settings = settings.model_copy(
+        update={**SMALL, "qa_output_dir": tmp_path / "qa", "qa_min_grounding": 0.0}
+    )
+    progress: list[tuple[float, float | None]] = []
+
+    async def on_progress(done, total, message):
+        progress.append((done, total))
+
+    async with Client(build_server(settings)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["generate_qa_pairs"].annotations.read_only_hint is False
+        escape = await client.call_tool(
+            "generate_qa_pairs", {"output": "../../etc/pairs.jsonl", "all_chunks": True}
+        )
+        nothing = await client.call_tool("generate_qa_pairs", {"output": "x.jsonl"})
+        result = await client.call_tool(
+            "generate_qa_pairs",
+            {"output": "wms/pairs.jsonl", "all_chunks": True, "n_chunks": 6, "pairs_per_chunk": 2},
+            progress_callback=on_progress,
+        )
+        again = await client.call_tool(
+            "generate_qa_pairs",
+            {"output": "wms/pairs.jsonl", "all_chunks": True, "n_chunks": 6, "pairs_per_chunk": 2},
+        )
+    assert escape.is_error and "relative to the QA output folder" in escape.content[0].text
+    assert nothing.is_error and "choose chunks" in nothing.content[0].text
+    assert not result.is_error, result.content[0].text
+    report = result.structured_content
+    counts = report["counts"]
+    assert counts["chunks_processed"] >= 3
+    assert counts["written"] >= 1
+    # constrained decoding: every chunk's output parsed, with exactly the pairs asked for
+    assert counts["failed"] == 0
+    assert counts["generated"] == 2 * counts["chunks_processed"]
+    assert counts["written"] == counts["grounded"] - counts["duplicates"]
+    out = tmp_path / "qa" / "wms" / "pairs.jsonl"
+    assert report["output"] == str(out.resolve())
+    rows = lines_of(out) if counts["written"] else []
+    assert len(rows) == counts["written"]
+    for row in rows:
+        pair = QAPair.model_validate(row)
+        assert pair.question.endswith("?") and pair.answer
+        assert pair.grounding >= settings.qa_min_grounding
+        assert pair.source in FIXTURE_FILES
+        assert "SmolLM" in pair.model or "smollm" in pair.model
+    assert progress and progress[-1][0] == progress[-1][1] == counts["chunks_processed"]
+    # the repeat resumes: nothing left to do, nothing duplicated
+    assert again.structured_content["counts"]["chunks_skipped_done"] == counts["chunks_selected"]
+    if rows:
+        assert len(lines_of(out)) == len(rows)
+    assert not (tmp_path / "etc").exists()
+
+
+def test_cli_killed_mid_run_resumes_without_duplicates(fixture_index, tmp_path):
+    settings, _ = fixture_index
+    out = tmp_path / "pairs.jsonl"
+    env = {
+        **os.environ,
+        "DIRAC_MCP_DATA_DIR": str(settings.data_dir),
+        "DIRAC_MCP_GENERATOR_MODEL": "smollm2-135m",
+        "DIRAC_MCP_QA_MIN_CHUNK_WORDS": "10",
+        "DIRAC_MCP_QA_MIN_GROUNDING": "0",  # keep every parsed pair, so lines appear early
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "dirac_docs_mcp",
+        "qa",
+        "generate",
+        "--index",
+        str(settings.index_path),
+        "-o",
+        str(out),
+        "--all",
+        "-n",
+        "8",
+        "--batch-size",
+        "1",
+        "--pairs-per-chunk",
+        "1",
+        "--no-progress",
+        "--json",
+    ]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed: " + str(
+        proc.communicate()[1][-2000:]
+    )
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = lines_of(out)
+    assert 1 <= len(before) < 8
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    report = json.loads(finished.stdout)
+    assert report["counts"]["chunks_skipped_done"] >= len({r["chunk_id"] for r in before})
+    after = lines_of(out)
+    assert after[: len(before)] == before  # nothing rewritten
+    keys = [(r["chunk_id"], r["question"].lower()) for r in after]
+    assert len(keys) == len(set(keys))
+    assert len({r["id"] for r in after}) == len(after)
+    state = json.loads(out.with_name(out.name + ".state.json").read_text())
+    assert {r["chunk_id"] for r in after} <= set(state["done_chunks"])
+    assert len(state["done_chunks"]) == report["counts"]["chunks_selected"]
+
+
+def test_cancel_keeps_the_batches_already_written(fixture_index, tmp_path):
+    import threading
+
+    from dirac_docs_mcp.runtime import Runtime
+    from dirac_docs_mcp.tools.qa_pairs import QASelection, generate_qa_pairs
+
+    settings, _ = fixture_index
+    settings = settings.model_copy(update={**SMALL, "qa_min_grounding": 0.0})
+    out = tmp_path / "pairs.jsonl"
+    cancel = threading.Event()
+
+    def progress(done: int, total: int, message: str) -> None:
+        if done >= 1:  # cancel once the first batch is written
+            cancel.set()
+
+    selection = QASelection(all_chunks=True, n_chunks=5)
+    with Runtime(settings) as runtime:
+        first = generate_qa_pairs(
+            runtime, selection, out, 1, batch_size=1, cancel=cancel, on_progress=progress
+        )
+        rest = generate_qa_pairs(runtime, selection, out, 1, batch_size=2)
+    assert first.cancelled and first.counts.chunks_processed == 1
+    assert rest.counts.chunks_skipped_done == 1 and not rest.cancelled
+    assert rest.counts.chunks_processed == first.counts.chunks_selected - 1
+    chunk_ids = [r["chunk_id"] for r in lines_of(out)]
+    assert len(chunk_ids) == len(set(chunk_ids))  # one pair per chunk, none twice
