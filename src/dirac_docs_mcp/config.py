@@ -122,10 +122,14 @@ class Settings(BaseSettings):
     qa_batch_size: int = Field(default=4, ge=1, le=32, description="chunks per micro-batch")
     qa_max_chunks: int = Field(default=1000, ge=1, le=100_000, description="cap per run")
     qa_tokens_per_pair: int = Field(
-        default=110, ge=32, le=1024, description="generation budget per requested pair"
+        default=180,
+        ge=32,
+        le=1024,
+        description="generation budget per requested pair (question <= 200 and answer <= 320 "
+        "characters fit in it; a batch decodes only as long as its longest row)",
     )
     qa_min_chunk_words: int = Field(
-        default=40, ge=1, le=2000, description="skip chunks with fewer words of prose"
+        default=30, ge=1, le=2000, description="skip chunks with fewer words of prose"
     )
     qa_min_grounding: float = Field(
         default=0.7,
