@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     answer_min_p_answerable: float = Field(
         default=0.0, ge=0, le=1, description="abstain below this judge P(answerable)"
     )
+    answer_model_may_abstain: bool = Field(
+        default=True,
+        description='tell the answer model to say "I don\'t know" when the passages lack the '
+        "answer (an answer saying so is an abstention)",
+    )
     answer_judge_model: str | None = Field(
         default=None,
         description="generator that judges whether the passages answer the question "

@@ -173,3 +173,39 @@ def test_cancel_keeps_the_batches_already_written(fixture_index, tmp_path):
     assert rest.counts.chunks_processed == first.counts.chunks_selected - 1
     chunk_ids = [r["chunk_id"] for r in lines_of(out)]
     assert len(chunk_ids) == len(set(chunk_ids))  # one pair per chunk, none twice
+
+
+def test_export_is_ready_for_chat_fine_tuning(fixture_index, tmp_path):
+    """What TRL's SFTTrainer does with a conversational dataset: load it with datasets and
+    render each `messages` list with the model's chat template."""
+    datasets = pytest.importorskip("datasets")
+    from dirac_docs_mcp.generator import load_generator
+    from dirac_docs_mcp.tools.qa_files import export_chat
+
+    settings, _ = fixture_index
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        QAPair(
+            id=str(i),
+            question=f"What does option {i} of the StalledJobAgent set?",
+            answer=f"Option {i} sets how long a job may stay silent.",
+            source=f"doc{i % 3}.rst",
+            section="StalledJobAgent",
+            chunk_id=f"c{i}",
+            grounding=1.0,
+            model="m",
+            created="2026-01-01T00:00:00+00:00",
+        )
+        for i in range(9)
+    ]
+    pairs.write_text("".join(r.model_dump_json() + "\n" for r in rows))
+    report = export_chat(pairs, tmp_path / "sft", validation_fraction=0.3, seed=0)
+    data = datasets.load_dataset(
+        "json",
+        data_files={"train": report.train, "validation": report.validation},
+        cache_dir=str(tmp_path / "cache"),
+    )
+    tokenizer = load_generator(settings.model_copy(update=SMALL)).tokenizer
+    rendered = tokenizer.apply_chat_template(data["train"][0]["messages"], tokenize=False)
+    assert "What does option" in rendered and "sets how long" in rendered
+    assert data["validation"].num_rows == report.validation_pairs >= 1

@@ -38,3 +38,14 @@ def test_prompt_numbers_passages_with_their_source():
     messages = build_messages("What?", [hit], max_chars_per_passage=10)
     user = messages[-1]["content"]
     assert "[1] A › B (a/b.rst)" in user and "x" * 10 + "…" in user and "Question: What?" in user
+
+
+def test_the_unknown_rule_is_only_given_when_the_model_may_abstain():
+    hit = SearchHit(
+        rank=1, text="text", source="a.rst", section="A", score=1.0, chunk_id="c", link="l"
+    )
+    with_rule = build_messages("What?", [hit], 100, model_may_abstain=True)
+    without = build_messages("What?", [hit], 100, model_may_abstain=False)
+    assert "I don't know" in with_rule[0]["content"] and "I don't know" in with_rule[1]["content"]
+    assert all("I don't know" not in m["content"] for m in without)
+    assert "Question: What?" in without[1]["content"]

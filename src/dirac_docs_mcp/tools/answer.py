@@ -23,9 +23,9 @@ from .search import retrieve, to_hits
 
 SYSTEM_PROMPT = (
     "You are a support assistant for DIRAC, the grid interware. Answer ONLY from the numbered "
-    "passages. Cite the passages you use as [1], [2]. If the passages do not contain the "
-    "answer, say: I don't know. Never invent commands or options."
+    "passages. Cite the passages you use as [1], [2]. Never invent commands or options."
 )
+UNKNOWN_RULE = " If the passages do not contain the answer, say: I don't know."
 
 _NO_ANSWER = re.compile(
     r"\b(i (do not|don't) know|not (mentioned|covered|specified|provided|stated|found)|"
@@ -55,7 +55,14 @@ def answer_schema(n_passages: int, max_answer_chars: int = 1200) -> dict:
     }
 
 
-def build_messages(question: str, hits: list[SearchHit], max_chars_per_passage: int) -> list[dict]:
+def build_messages(
+    question: str,
+    hits: list[SearchHit],
+    max_chars_per_passage: int,
+    model_may_abstain: bool = True,
+) -> list[dict]:
+    """The answer prompt. ``model_may_abstain`` adds the "say I don't know" rule; without it
+    abstention is left to the judge (see ``answer_model_may_abstain``)."""
     blocks = []
     for h in hits:
         text = (
@@ -65,10 +72,13 @@ def build_messages(question: str, hits: list[SearchHit], max_chars_per_passage: 
         blocks.append(f"[{h.rank}] {h.section} ({where})\n{text}")
     user = (
         "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\n\n"
-        "Answer in one to three sentences, citing passages as [n]. If the passages do not "
-        "contain the answer, answer exactly: I don't know."
+        "Answer in one to three sentences, citing passages as [n]."
     )
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    system = SYSTEM_PROMPT
+    if model_may_abstain:
+        system += UNKNOWN_RULE
+        user += " If the passages do not contain the answer, answer exactly: I don't know."
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def judge_messages(question: str, messages: list[dict]) -> list[dict]:
@@ -148,7 +158,9 @@ def answer_question(
     t0 = time.perf_counter()
     generator = load_generator(settings)
     timings["generator_load_s"] = round(time.perf_counter() - t0, 4)
-    messages = build_messages(question, hits, settings.answer_max_chars_per_passage)
+    messages = build_messages(
+        question, hits, settings.answer_max_chars_per_passage, settings.answer_model_may_abstain
+    )
 
     p_answerable = None
     if settings.answer_min_p_answerable > 0:
