@@ -76,8 +76,7 @@ def main() -> int:
         negatives.append(grounding_score(r["answer"], f"{c.section}\n{c.text}"))
     share = {t: sum(s >= t for s in scores) / len(scores) if scores else 0.0 for t in THRESHOLDS}
     false_accept = {
-        t: sum(s >= t for s in negatives) / len(negatives) if negatives else 0.0
-        for t in THRESHOLDS
+        t: sum(s >= t for s in negatives) / len(negatives) if negatives else 0.0 for t in THRESHOLDS
     }
     figures = {
         "model": report.model,
