@@ -108,9 +108,11 @@ class Settings(BaseSettings):
         default=0.0, ge=0, le=1, description="abstain below this judge P(answerable)"
     )
     answer_model_may_abstain: bool = Field(
-        default=True,
+        default=False,
         description='tell the answer model to say "I don\'t know" when the passages lack the '
-        "answer (an answer saying so is an abstention)",
+        "answer. Off by default: on the 106 dev questions the 0.5B said it on 32 % of the "
+        "answerable and only 18 % of the unanswerable ones; abstaining is the judge's job "
+        "(answer_judge_model + answer_min_p_answerable)",
     )
     answer_judge_model: str | None = Field(
         default=None,

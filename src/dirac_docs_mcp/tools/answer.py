@@ -4,7 +4,9 @@ Abstention uses two signals (MODELS.md shows a schema field alone never abstains
 - retrieval support: the best dense similarity between the question and any chunk window;
   below ``answer_min_support`` nothing in the docs is about the question;
 - the generator's probability that the passages answer the question (the mass on "yes"
-  to a separate judge prompt), below ``answer_min_p_answerable``.
+  to a separate judge prompt), below ``answer_min_p_answerable``;
+- optionally (``answer_model_may_abstain``) the answer model saying "I don't know"; off by
+  default because the 0.5B says it about as often when the answer is there as when it is not.
 Citations are constrained to the passage numbers that were in the prompt, so no answer can
 cite a passage it was not given.
 """
@@ -59,7 +61,7 @@ def build_messages(
     question: str,
     hits: list[SearchHit],
     max_chars_per_passage: int,
-    model_may_abstain: bool = True,
+    model_may_abstain: bool = False,
 ) -> list[dict]:
     """The answer prompt. ``model_may_abstain`` adds the "say I don't know" rule; without it
     abstention is left to the judge (see ``answer_model_may_abstain``)."""
