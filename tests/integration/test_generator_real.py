@@ -142,6 +142,32 @@ def test_json_fallback_without_xgrammar(generator, monkeypatch) -> None:
         assert json.loads(result.text) == result.data
 
 
+def test_micro_batch_rows_all_parse(generator) -> None:
+    """Left-padded rows decoded together under one grammar: each closes its own JSON."""
+    results = generator.generate_batch(
+        [qa_prompt(fact) for fact in TOPICS[:3]], max_new_tokens=320, json_schema=QA_SCHEMA
+    )
+    assert len(results) == 3
+    for result in results:
+        assert result.error is None, result.error
+        assert schema_errors(result.data, QA_SCHEMA) == []
+        assert result.new_tokens > 0 and result.finish_reason == "eos"
+
+
+def test_micro_batch_without_xgrammar_repairs_or_reports_each_row(generator, monkeypatch) -> None:
+    real = gen_module._has_module
+    monkeypatch.setattr(gen_module, "_has_module", lambda name: name != "xgrammar" and real(name))
+    results = generator.generate_batch(
+        [qa_prompt(fact) for fact in TOPICS[:2]], max_new_tokens=160, json_schema=QA_SCHEMA
+    )
+    assert len(results) == 2
+    for result in results:  # either valid JSON (maybe after the one repair) or a stated error
+        if result.error is None:
+            assert schema_errors(result.data, QA_SCHEMA) == [] and result.repairs in (0, 1)
+        else:
+            assert "no valid JSON" in result.error
+
+
 def test_timeout_is_honoured(generator) -> None:
     result = generator.generate(LONG_TASK, max_new_tokens=10_000, timeout_s=0.5)
     assert result.finish_reason == "timeout"
