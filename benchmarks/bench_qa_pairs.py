@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", default=None)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--pairs-per-chunk", type=int, default=None)
     parser.add_argument("--output", default=None, help="pairs JSONL (default: a temp file)")
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
@@ -59,7 +60,12 @@ def main() -> int:
 
     with Runtime(settings) as runtime:
         report = generate_qa_pairs(
-            runtime, selection, output, batch_size=args.batch_size, on_progress=progress
+            runtime,
+            selection,
+            output,
+            args.pairs_per_chunk,
+            batch_size=args.batch_size,
+            on_progress=progress,
         )
         chunks = {c.id: c for c in select_chunks(runtime, selection)[0]}
 

@@ -128,7 +128,7 @@ def cmd_qa_generate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.model:
-        settings = settings.model_copy(update={"generator_model": args.model})
+        settings = settings.model_copy(update={"qa_generator_model": args.model})
     selection = QASelection(
         query=args.query,
         source_prefix=args.source_prefix,

@@ -154,7 +154,14 @@ def test_cancel_keeps_the_batches_already_written(fixture_index, tmp_path):
     from dirac_docs_mcp.tools.qa_pairs import QASelection, generate_qa_pairs
 
     settings, _ = fixture_index
-    settings = settings.model_copy(update={**SMALL, "qa_min_grounding": 0.0})
+    # qa_generator_model picks the Q-A generator independently of the answer generator
+    settings = settings.model_copy(
+        update={
+            "qa_generator_model": "smollm2-135m",
+            "qa_min_chunk_words": 10,
+            "qa_min_grounding": 0.0,
+        }
+    )
     out = tmp_path / "pairs.jsonl"
     cancel = threading.Event()
 
@@ -168,6 +175,7 @@ def test_cancel_keeps_the_batches_already_written(fixture_index, tmp_path):
             runtime, selection, out, 1, batch_size=1, cancel=cancel, on_progress=progress
         )
         rest = generate_qa_pairs(runtime, selection, out, 1, batch_size=2)
+    assert "SmolLM" in first.model
     assert first.cancelled and first.counts.chunks_processed == 1
     assert rest.counts.chunks_skipped_done == 1 and not rest.cancelled
     assert rest.counts.chunks_processed == first.counts.chunks_selected - 1
