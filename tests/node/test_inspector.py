@@ -79,6 +79,29 @@ def test_search_call_and_bad_limit(node_tools, fixture_index):
     assert "limit" in bad["content"][0]["text"]
 
 
+def test_qa_tool_is_listed_as_writing_and_refuses_paths_out(node_tools, fixture_index):
+    settings, _ = fixture_index
+    listed = _inspector(node_tools, settings, "--method", "tools/list")
+    qa = {tool["name"]: tool for tool in listed["tools"]}["generate_qa_pairs"]
+    assert qa["annotations"]["readOnlyHint"] is False
+    assert qa["inputSchema"]["required"] == ["output"]
+    refused = _inspector(
+        node_tools,
+        settings,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "generate_qa_pairs",
+        "--tool-arg",
+        "output=/etc/passwd.jsonl",
+        "all_chunks=true",
+        expect_rc=5,
+    )
+    assert refused["isError"] is True
+    assert "relative to the QA output folder" in refused["content"][0]["text"]
+    assert not os.path.exists("/etc/passwd.jsonl")
+
+
 def test_resource_read(node_tools, fixture_index):
     settings, _ = fixture_index
     uri = "dirac-docs://guide/wms/agents.rst"  # the link search_dirac_docs gives for that file
