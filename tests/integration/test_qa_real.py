@@ -217,3 +217,64 @@ def test_export_is_ready_for_chat_fine_tuning(fixture_index, tmp_path):
     rendered = tokenizer.apply_chat_template(data["train"][0]["messages"], tokenize=False)
     assert "What does option" in rendered and "sets how long" in rendered
     assert data["validation"].num_rows == report.validation_pairs >= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_mcp_cancellation_keeps_the_written_batches(fixture_index, tmp_path, anyio_backend):
+    """The client abandons the call after the first progress notification (the SDK then
+    sends notifications/cancelled); the server stops after the batch in flight, keeps what
+    was written, and a repeat resumes from there."""
+    import fcntl
+
+    import anyio
+
+    settings, _ = fixture_index
+    settings = settings.model_copy(
+        update={
+            **SMALL,
+            "qa_output_dir": tmp_path / "qa",
+            "qa_min_grounding": 0.0,
+            "qa_batch_size": 1,
+        }
+    )
+    args = {"output": "c.jsonl", "all_chunks": True, "n_chunks": 6, "pairs_per_chunk": 1}
+    out = tmp_path / "qa" / "c.jsonl"
+    first_batch = anyio.Event()
+
+    async def on_progress(done, total, message):
+        if done >= 1:
+            first_batch.set()
+
+    async with Client(build_server(settings)) as client:
+        async with anyio.create_task_group() as group:
+
+            async def call() -> None:
+                await client.call_tool("generate_qa_pairs", args, progress_callback=on_progress)
+
+            group.start_soon(call)
+            with anyio.fail_after(300):
+                await first_batch.wait()
+            group.cancel_scope.cancel()
+
+        # the abandoned worker finishes its batch in flight, then releases the file
+        lock = out.with_name(out.name + ".lock")
+        with anyio.fail_after(120):
+            while True:
+                fd = os.open(lock, os.O_RDWR)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await anyio.sleep(0.2)
+                finally:
+                    os.close(fd)
+        state = json.loads(out.with_name(out.name + ".state.json").read_text())
+        done_before = set(state["done_chunks"])
+        again = await client.call_tool("generate_qa_pairs", args)
+    assert 1 <= len(done_before) < 6  # stopped early, kept the first batch
+    counts = again.structured_content["counts"]
+    assert counts["chunks_skipped_done"] == len(done_before)
+    assert counts["chunks_processed"] == counts["chunks_selected"] - len(done_before)
+    chunk_ids = [r["chunk_id"] for r in lines_of(out)]
+    assert len(chunk_ids) == len(set(chunk_ids))
