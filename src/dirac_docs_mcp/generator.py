@@ -93,6 +93,16 @@ class Generator(Protocol):
         on_progress: ProgressFn | None = None,
     ) -> Generation: ...
 
+    def generate_batch(
+        self,
+        conversations: Sequence[Messages],
+        max_new_tokens: int | None = None,
+        json_schema: dict | None = None,
+        timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> list[Generation]: ...
+
     def yes_probability(
         self, messages: Messages, answer_prefix: str = "", timeout_s: float | None = None
     ) -> float: ...
@@ -640,6 +650,49 @@ class TransformersGenerator:
             news.append(row[:end])
         return news, policy, start
 
+    def _decode_rows(
+        self,
+        conversations: Sequence[Messages],
+        wanted: int,
+        json_schema: dict | None,
+        deadline: float,
+        cancel: threading.Event | None,
+        on_progress: ProgressFn | None,
+        temperature: float = 0.0,
+    ) -> list[Generation] | FinishReason:
+        """Decode the conversations together under the lock (and the grammar, if any); one
+        Generation each, ``error`` set on a row whose JSON did not close. Returns the finish
+        reason instead when the lock could not be had before the deadline or cancel."""
+        processor = None
+        if json_schema is not None:
+            from xgrammar.contrib.hf import LogitsProcessor
+
+            processor = LogitsProcessor(self._compiled_grammar(json_schema))
+        blocked = self._acquire(deadline, cancel)
+        if blocked is not None:
+            return blocked
+        try:
+            fitted = [self._prompt_ids(m, wanted) for m in conversations]
+            limit = min(f[2] for f in fitted)
+            news, policy, start = self._run(
+                [f[0] for f in fitted], limit, deadline, cancel, on_progress, processor, temperature
+            )
+        finally:
+            self._lock.release()
+        results = []
+        for (prompt_ids, cut, _), new_ids in zip(fitted, news, strict=True):
+            result = self._result(new_ids, policy, start, len(prompt_ids), cut, limit)
+            if json_schema is not None:
+                try:
+                    result.data = json.loads(result.text)
+                except ValueError:
+                    result.error = (
+                        f"the JSON output stopped unfinished ({result.finish_reason} after "
+                        f"{result.new_tokens} tokens)"
+                    )
+            results.append(result)
+        return results
+
     def generate(
         self,
         messages: Messages,
@@ -661,32 +714,16 @@ class TransformersGenerator:
             return self._generate_json_fallback(
                 messages, wanted, json_schema, deadline, cancel, on_progress, temperature
             )
-        processor = None
-        if json_schema is not None:
-            from xgrammar.contrib.hf import LogitsProcessor
-
-            processor = LogitsProcessor(self._compiled_grammar(json_schema))
-        blocked = self._acquire(deadline, cancel)
-        if blocked is not None:
+        outcome = self._decode_rows(
+            [messages], wanted, json_schema, deadline, cancel, on_progress, temperature
+        )
+        if isinstance(outcome, str):  # never got the lock
             if json_schema is not None:
-                raise GenerationError(f"the generator was busy ({blocked} while waiting)")
-            return Generation("", 0, 0, time.monotonic() - called, None, 0.0, blocked)
-        try:
-            prompt_ids, cut, limit = self._prompt_ids(messages, wanted)
-            (new_ids,), policy, start = self._run(
-                [prompt_ids], limit, deadline, cancel, on_progress, processor, temperature
-            )
-        finally:
-            self._lock.release()
-        result = self._result(new_ids, policy, start, len(prompt_ids), cut, limit)
-        if json_schema is not None:
-            try:
-                result.data = json.loads(result.text)
-            except ValueError:
-                raise GenerationError(
-                    f"the JSON output stopped unfinished ({result.finish_reason} after "
-                    f"{result.new_tokens} tokens); raise max_new_tokens or the timeout"
-                ) from None
+                raise GenerationError(f"the generator was busy ({outcome} while waiting)")
+            return Generation("", 0, 0, time.monotonic() - called, None, 0.0, outcome)
+        (result,) = outcome
+        if result.error is not None:
+            raise GenerationError(f"{result.error}; raise max_new_tokens or the timeout")
         return result
 
     def generate_batch(
@@ -703,8 +740,9 @@ class TransformersGenerator:
         JSON did not close (token cap, deadline) comes back with ``error`` set and no
         ``data`` instead of raising, so one bad row does not cost the batch. Without
         xgrammar the rows run one by one through the repair fallback."""
-        called = time.monotonic()
-        deadline = called + (timeout_s if timeout_s is not None else self.default_timeout_s)
+        deadline = time.monotonic() + (
+            timeout_s if timeout_s is not None else self.default_timeout_s
+        )
         wanted = max_new_tokens or self.default_max_new_tokens
         if not conversations:
             return []
@@ -720,38 +758,15 @@ class TransformersGenerator:
                 except GenerationError as exc:
                     results.append(Generation("", 0, 0, 0.0, None, 0.0, "eos", error=str(exc)))
             return results
-        processor = None
-        if json_schema is not None:
-            from xgrammar.contrib.hf import LogitsProcessor
-
-            processor = LogitsProcessor(self._compiled_grammar(json_schema))
-        blocked = self._acquire(deadline, cancel)
-        if blocked is not None:
+        outcome = self._decode_rows(
+            conversations, wanted, json_schema, deadline, cancel, on_progress
+        )
+        if isinstance(outcome, str):  # never got the lock
             return [
-                Generation("", 0, 0, 0.0, None, 0.0, blocked, error=f"generator busy ({blocked})")
+                Generation("", 0, 0, 0.0, None, 0.0, outcome, error=f"generator busy ({outcome})")
                 for _ in conversations
             ]
-        try:
-            fitted = [self._prompt_ids(m, wanted) for m in conversations]
-            limit = min(f[2] for f in fitted)
-            news, policy, start = self._run(
-                [f[0] for f in fitted], limit, deadline, cancel, on_progress, processor
-            )
-        finally:
-            self._lock.release()
-        results = []
-        for (prompt_ids, cut, _), new_ids in zip(fitted, news, strict=True):
-            result = self._result(new_ids, policy, start, len(prompt_ids), cut, limit)
-            if json_schema is not None:
-                try:
-                    result.data = json.loads(result.text)
-                except ValueError:
-                    result.error = (
-                        f"the JSON output stopped unfinished ({result.finish_reason} after "
-                        f"{result.new_tokens} tokens)"
-                    )
-            results.append(result)
-        return results
+        return outcome
 
     def _result(
         self,

@@ -96,6 +96,32 @@ def _run_tool(fn: Callable[..., T], *args: Any, **kwargs: Any):
     return runner()
 
 
+async def _run_cancellable(
+    ctx: Context, work: Callable[[threading.Event, Callable[[int, int, str], None]], T]
+) -> T:
+    """Run long blocking work in a thread with a cancel event and a progress callback.
+
+    Progress goes to the client as notifications (best effort). A cancelled request sets
+    the event, which the work checks at its next token or batch; our errors become tool
+    errors with their message."""
+    cancel = threading.Event()
+
+    def progress(done: int, total: int, message: str) -> None:
+        try:
+            anyio.from_thread.run(ctx.report_progress, done, total, message)
+        except Exception:  # progress is best effort; the client may be gone
+            pass
+
+    try:
+        return await anyio.to_thread.run_sync(
+            lambda: work(cancel, progress), abandon_on_cancel=True
+        )
+    except DiracDocsError as exc:
+        raise ToolError(str(exc)) from None
+    finally:
+        cancel.set()
+
+
 def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServer:
     runtime = runtime or Runtime(settings)
 
@@ -176,23 +202,16 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
             ),
         ] = settings.answer_passages,
     ) -> Annotated[CallToolResult, Answer]:
-        cancel = threading.Event()
-
-        def progress(done: int, total: int) -> None:
-            try:
-                anyio.from_thread.run(ctx.report_progress, done, total, "generating")
-            except Exception:  # progress is best effort; the client may be gone
-                pass
-
-        try:
-            answer = await anyio.to_thread.run_sync(
-                lambda: answer_question(runtime, question, limit, cancel, progress),
-                abandon_on_cancel=True,
-            )
-        except DiracDocsError as exc:
-            raise ToolError(str(exc)) from None
-        finally:
-            cancel.set()  # a cancelled request stops the generator at its next token
+        answer = await _run_cancellable(
+            ctx,
+            lambda cancel, progress: answer_question(
+                runtime,
+                question,
+                limit,
+                cancel,
+                lambda done, total: progress(done, total, "generating"),
+            ),
+        )
         return CallToolResult(
             content=[TextContent(type="text", text=format_answer(answer))],
             structured_content=answer.model_dump(mode="json"),
@@ -242,27 +261,15 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
         ] = settings.qa_pairs_per_chunk,
         seed: Annotated[int, Field(ge=0, description="seed of the chunk sample")] = 0,
     ) -> Annotated[CallToolResult, QAReport]:
-        cancel = threading.Event()
-
-        def progress(done: int, total: int, message: str) -> None:
-            try:
-                anyio.from_thread.run(ctx.report_progress, done, total, message)
-            except Exception:  # progress is best effort; the client may be gone
-                pass
-
-        def run() -> QAReport:
+        def run(cancel: threading.Event, progress: Callable[[int, int, str], None]) -> QAReport:
             path = resolve_tool_output(settings.qa_output_dir, output)
             selection = QASelection(query, source_prefix, section, all_chunks, n_chunks, seed)
+            # a cancelled request stops after the batch in flight; written batches stay
             return generate_qa_pairs(
                 runtime, selection, path, pairs_per_chunk, cancel=cancel, on_progress=progress
             )
 
-        try:
-            report = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
-        except DiracDocsError as exc:
-            raise ToolError(str(exc)) from None
-        finally:
-            cancel.set()  # a cancelled request stops after the batch in flight
+        report = await _run_cancellable(ctx, run)
         return CallToolResult(
             content=[TextContent(type="text", text=format_report(report))],
             structured_content=report.model_dump(mode="json"),

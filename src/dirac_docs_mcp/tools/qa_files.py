@@ -102,16 +102,12 @@ class PairFile:
     def _load(self) -> None:
         if self.path.exists():
             self._cut_torn_tail()
-            for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    self.pairs.append(QAPair.model_validate_json(line))
-                except ValueError:
-                    raise InvalidInputError(
-                        f"{self.path}:{number} is not a Q-A pair line; is this file from "
-                        "another tool? Choose another output"
-                    ) from None
+            try:
+                self.pairs = read_pairs(self.path)
+            except InvalidInputError as exc:
+                raise InvalidInputError(
+                    f"{exc}; is this file from another tool? Choose another output"
+                ) from None
         if self.state_path.exists():
             try:
                 self.done = set(json.loads(self.state_path.read_text())["done_chunks"])

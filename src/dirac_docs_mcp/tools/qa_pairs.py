@@ -21,13 +21,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import InvalidInputError, StoreError
+from ..errors import InvalidInputError
 from ..runtime import Runtime
 from ..schemas import QACounts, QAPair, QAReport
 from ..store import StoredChunk
 from .qa_files import PairFile, pair_id
 from .qa_gates import QuestionDeduper, about_prompt, grounding_score, schema_problem
-from .search import normalize_source_prefix, retrieve
+from .search import normalize_source_prefix, require_index, retrieve
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -95,11 +95,7 @@ def select_chunks(runtime: Runtime, selection: QASelection) -> tuple[list[Stored
         )
     prefix = normalize_source_prefix(selection.source_prefix)
     section = " ".join((selection.section or "").split()).lower() or None
-    store = runtime.store
-    if not store.exists():
-        raise StoreError(
-            f"no index at {store.location}; build one with 'dirac-docs-mcp index PATH'"
-        )
+    store = require_index(runtime)
     min_words = settings.qa_min_chunk_words
     if selection.query:
         wanted = min(2 * selection.n_chunks, 2 * settings.qa_max_chunks)

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from ..errors import InvalidInputError, StoreError
 from ..runtime import Runtime
 from ..schemas import SearchHit, SearchResult
-from ..store import StoredChunk
+from ..store import Store, StoredChunk
 
 URI_SCHEME = "dirac-docs://"
 
@@ -49,6 +49,16 @@ def _validate(runtime: Runtime, query: str, limit: int, max_limit: int | None = 
     return text
 
 
+def require_index(runtime: Runtime) -> Store:
+    """The runtime's store, or a StoreError telling how to build the missing index."""
+    store = runtime.store
+    if not store.exists():
+        raise StoreError(
+            f"no index at {store.location}; build one with 'dirac-docs-mcp index PATH'"
+        )
+    return store
+
+
 def retrieve(
     runtime: Runtime,
     query: str,
@@ -63,11 +73,7 @@ def retrieve(
     text = _validate(runtime, query, limit, max_limit)
     prefix = normalize_source_prefix(source_prefix)
     section = " ".join((section or "").split()) or None
-    store = runtime.store
-    if not store.exists():
-        raise StoreError(
-            f"no index at {store.location}; build one with 'dirac-docs-mcp index PATH'"
-        )
+    store = require_index(runtime)
     encoders = runtime.encoders
     return store.hybrid_search(
         encoders.dense.embed_query(text),
