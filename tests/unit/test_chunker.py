@@ -42,6 +42,15 @@ def sentences(n: int, tag: str = "s") -> str:
     return " ".join(f"Sentence {tag}{i} has exactly seven words." for i in range(n))
 
 
+def bound_for(c: Chunk, count, max_tokens: int) -> int:
+    """The documented bound: ``max_tokens``, except when the path and heading trail alone
+    leave less than a third of it for text; the text then still gets that third."""
+    head = count(Chunk(id="", source=c.source, breadcrumb=c.breadcrumb, text="", position=0)
+                 .embed_text)  # fmt: skip
+    floor = max(1, max_tokens // 3)
+    return max(max_tokens, head + floor + 2)
+
+
 def check_invariants(chunks: list[Chunk], doc: Document, count, max_tokens: int) -> None:
     assert [c.position for c in chunks] == list(range(len(chunks)))
     assert [c.id for c in chunks] == [chunk_id(doc.source, c.position) for c in chunks]
@@ -49,7 +58,8 @@ def check_invariants(chunks: list[Chunk], doc: Document, count, max_tokens: int)
     for c in chunks:
         assert c.source == doc.source
         assert c.text.strip(), "empty chunk"
-        assert count(c.embed_text) <= max_tokens, (count(c.embed_text), c.embed_text)
+        bound = bound_for(c, count, max_tokens)
+        assert count(c.embed_text) <= bound, (count(c.embed_text), bound, c.embed_text)
 
 
 # ------------------------------------------------------------------------------ ids

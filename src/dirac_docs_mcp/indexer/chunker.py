@@ -80,10 +80,6 @@ def _header(source: str, crumb: list[str]) -> str:
     return Chunk(id="", source=source, breadcrumb=crumb, text="", position=0).embed_text
 
 
-def _display_crumb(crumb: list[str]) -> list[str]:
-    return [crumb[0], "…", crumb[-1]] if len(crumb) > 2 else list(crumb)
-
-
 # --------------------------------------------------------------------------------------
 # splitting one block that is larger than the budget
 
@@ -286,10 +282,8 @@ def chunk_document(
         if key not in frames:
             head = count.raw(_header(doc.source, crumb))
             budget, limit = max_tokens - head - _SAFETY, max_tokens
-            if budget < floor:
-                short = count.raw(_header(doc.source, _display_crumb(crumb)))
-                budget = max(max_tokens - short - _SAFETY, floor)
-                limit = head + budget + _SAFETY
+            if budget < floor:  # a heading trail that long still leaves a third for text
+                budget, limit = floor, head + floor + _SAFETY
             frames[key] = (budget, limit)
         return frames[key]
 
