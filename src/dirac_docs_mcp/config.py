@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         default="minilm-int8",
         description="a built-in name (minilm-int8, minilm) or a local sentence-transformers/ONNX folder",
     )
+    dense2_model: str | None = Field(
+        default=None,
+        description="optional second dense model fused with the first: embeddinggemma-300m "
+        "(after 'dirac-docs-mcp models install embeddinggemma-300m') or a local "
+        "sentence-transformers folder; changing it needs 'index --rebuild'",
+    )
+    dense2_dtype: Literal["auto", "bf16", "fp32"] = "auto"
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
     embedding_threads: int | None = Field(default=None, ge=1, le=256)
 
@@ -74,8 +81,11 @@ class Settings(BaseSettings):
     search_max_limit: int = Field(default=20, ge=1, le=100)
     search_prefetch: int = Field(default=40, ge=1, le=1000, description="candidates per retriever")
     rrf_k: int = Field(default=10, ge=1, le=1000)
-    dense_weight: float = Field(default=1.0, ge=0)
+    dense_weight: float | None = Field(
+        default=None, ge=0, description="default 1.0, or 0.5 beside a second dense model"
+    )
     sparse_weight: float = Field(default=1.0, ge=0)
+    dense2_weight: float = Field(default=1.5, ge=0)
     max_result_chars: int = Field(
         default=40_000, ge=1_000, le=400_000, description="bound on a tool result's passage text"
     )
@@ -179,6 +189,11 @@ class Settings(BaseSettings):
         else:
             self.index_path = self.index_path.expanduser()
         self.qa_output_dir = (self.qa_output_dir or self.data_dir / "qa").expanduser()
+        if self.dense2_model is not None and not self.dense2_model.strip():
+            self.dense2_model = None
+        if self.dense_weight is None:
+            # measured on the dev set: the stronger second model leads, MiniLM at half weight
+            self.dense_weight = 0.5 if self.dense2_model else 1.0
         if self.chunk_overlap_tokens >= self.chunk_max_tokens // 2:
             raise ValueError("chunk_overlap_tokens must be less than half of chunk_max_tokens")
         return self

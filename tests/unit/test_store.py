@@ -23,6 +23,7 @@ from dirac_docs_mcp.config import Settings
 from dirac_docs_mcp.errors import IndexInUseError, ModelMismatchError, StoreError
 from dirac_docs_mcp.store import (
     DENSE,
+    DENSE2,
     SPARSE,
     EdgeStore,
     FileRecord,
@@ -281,7 +282,8 @@ def rrf_by_hand(lists: list[list[str]], k: int, weights: list[float]) -> dict[st
     scores: dict[str, float] = {}
     for ranked, w in zip(lists, weights, strict=True):
         for r, pid in enumerate(ranked):
-            scores[pid] = scores.get(pid, 0.0) + 1.0 / (k + (r + 1) / w - 1)
+            add = 0.0 if w <= 0 else 1.0 / (k + (r + 1) / w - 1)  # a zero weight: nothing
+            scores[pid] = scores.get(pid, 0.0) + add
     return scores
 
 
@@ -557,3 +559,110 @@ def test_old_qdrant_client_index_is_replaced(index_dir: Path) -> None:
 
 def test_names_exported() -> None:
     assert (DENSE, SPARSE) == ("dense", "bm25")
+
+
+# --- a second dense model ----------------------------------------------------------------
+DENSE2_MODEL = ("second-model", 3)
+
+
+def rows_with_dense2(rows: list[tuple], seed: int = 3) -> list[tuple]:
+    """The same rows, each with a whole-chunk vector of the second model."""
+    rng = random.Random(seed)
+    return [
+        (pid, payload, {DENSE: dense, DENSE2: unit(rng, DENSE2_MODEL[1])}, sp)
+        for pid, payload, dense, sp in rows
+    ]
+
+
+def test_dense2_meta_and_mismatches(edge: EdgeStore) -> None:
+    edge.ensure_collection(MODEL, DIM, DENSE2_MODEL)
+    edge.ensure_collection(MODEL, DIM, DENSE2_MODEL)  # idempotent
+    assert (edge.meta()["dense2_model_id"], edge.meta()["dense2_dim"]) == DENSE2_MODEL
+    for other in (None, ("other-second", 3), ("second-model", 4)):
+        with pytest.raises(ModelMismatchError, match="second dense model") as err:
+            edge.ensure_collection(MODEL, DIM, other)
+        assert "--rebuild" in str(err.value)
+    with pytest.raises(ModelMismatchError, match="embedding model 'test-model'"):
+        edge.ensure_collection("other-model", DIM, DENSE2_MODEL)
+
+
+def test_index_without_dense2_refuses_one(filled: EdgeStore) -> None:
+    with pytest.raises(ModelMismatchError, match="second dense model none, not 'second-model'"):
+        filled.ensure_collection(MODEL, DIM, DENSE2_MODEL)
+
+
+def test_search_time_model_check() -> None:
+    from dirac_docs_mcp.store import check_model_ids
+
+    meta = {"model_id": MODEL, "dense2_model_id": "second-model"}
+    check_model_ids("here", meta, MODEL, "second-model")  # the same models: fine
+    with pytest.raises(ModelMismatchError, match="built with embedding model 'test-model'"):
+        check_model_ids("here", meta, "other", "second-model")
+    with pytest.raises(ModelMismatchError, match="'second-model', but 'none' is configured"):
+        check_model_ids("here", meta, MODEL, None)
+    with pytest.raises(ModelMismatchError, match="'none', but 'second-model' is configured"):
+        check_model_ids("here", {"model_id": MODEL}, MODEL, "second-model")
+
+
+def test_dense2_is_a_third_fused_list(edge: EdgeStore) -> None:
+    """dense prefers a > b > c, BM25 matches c, the second model prefers b > c > a: each
+    weight moves the fused order exactly as Qdrant's weighted RRF says."""
+    edge.ensure_collection(MODEL, 2, ("second-model", 2))
+
+    def row(name, vec, vec2, sp):
+        payload = {"text": name, "source": f"{name}.rst", "section": name, "position": 0}
+        payload["dirs"] = [f"{name}.rst"]
+        return (chunk_id(name, 0), payload, {DENSE: vec, DENSE2: vec2}, sp)
+
+    edge.upsert_chunks(
+        [
+            row("a", [1.0, 0.0], [0.0, 1.0], ([1], [1.0])),
+            row("b", [0.8, 0.6], [1.0, 0.0], ([4], [1.0])),
+            row("c", [0.0, 1.0], [0.8, 0.6], ([2, 3], [1.0, 3.0])),
+        ]
+    )
+    ids = {n: chunk_id(n, 0) for n in "abc"}
+    lists = [[ids["a"], ids["b"], ids["c"]], [ids["c"]], [ids["b"], ids["c"], ids["a"]]]
+    for k, weights in [(10, (0.5, 1.0, 1.5)), (10, (1.0, 1.0, 0.0)), (2, (0.0, 0.0, 1.0))]:
+        hits = edge.hybrid_search(
+            [1.0, 0.0], ([2, 3], [1.0, 1.0]), 3, 10, k, weights, dense2=[1.0, 0.0]
+        )
+        expected = rrf_by_hand(lists, k, list(weights))
+        assert [h.id for h in hits] == sorted(expected, key=lambda p: -expected[p]), weights
+        for h in hits:
+            assert h.score == pytest.approx(expected[h.id], rel=1e-5)
+    # the second model alone
+    hits = edge.hybrid_search([1.0, 0.0], ([], []), 3, 10, 10, (0.0, 1.0, 1.0), dense2=[1.0, 0.0])
+    assert [h.text for h in hits] == ["b", "c", "a"]
+
+
+def test_dense2_same_ranking_as_qdrant_client_and_copied(
+    edge: EdgeStore, client_store: QdrantClientStore
+) -> None:
+    """The server backend fuses the three lists the same way, and copy_index (migrate)
+    carries the second model's vectors and meta."""
+    from dirac_docs_mcp.store import copy_index
+
+    rows = rows_with_dense2(make_rows())
+    edge.ensure_collection(MODEL, DIM, DENSE2_MODEL)
+    edge.upsert_chunks(rows)
+    for record in records(rows):
+        edge.put_file(record)
+    edge.set_roots(["/docs"])
+    assert copy_index(edge, client_store) == len(rows)
+    assert (client_store.meta()["dense2_model_id"], client_store.meta()["dense2_dim"]) == (
+        DENSE2_MODEL
+    )
+    rng = random.Random(11)
+    for weights in [(0.5, 1.0, 1.5), (0.0, 0.0, 1.0), (1.0, 1.0, 0.0)] * 4:
+        query = (unit(rng), sparse(rng, nnz=3))
+        q2 = unit(rng, DENSE2_MODEL[1])
+        args = {"limit": 10, "prefetch": 20, "rrf_k": 10, "weights": weights, "dense2": q2}
+        a = edge.hybrid_search(*query, **args)
+        b = client_store.hybrid_search(*query, **args)
+        assert [h.id for h in a] == [h.id for h in b], weights
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], rel=1e-5)
+    exported = [r for batch in client_store.export_rows() for r in batch]
+    by_id = {pid: dense for pid, _, dense, _ in rows}
+    for pid, _, dense, _ in exported:
+        assert dense[DENSE2] == pytest.approx(by_id[pid][DENSE2], abs=1e-6)

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..embeddings import Encoders
 from ..errors import DiracDocsError, InvalidInputError
 from ..schemas import Chunk, IndexReport
-from ..store import FileRecord, Store, ancestor_dirs
+from ..store import DENSE, DENSE2, FileRecord, Store, ancestor_dirs
 from .chunker import chunk_document, dense_windows
 from .loaders import SUPPORTED_SUFFIXES, load_document
 
@@ -104,7 +104,10 @@ class Indexer:
         if rebuild:
             self.store.drop()
         spec = self.encoders.spec
-        self.store.ensure_collection(spec.model_id, spec.dim)
+        dense2 = self.encoders.dense2
+        self.store.ensure_collection(
+            spec.model_id, spec.dim, (dense2.spec.model_id, dense2.dim) if dense2 else None
+        )
         manifest = self.store.manifest()
         report = IndexReport()
 
@@ -191,13 +194,18 @@ class Indexer:
             ]
         flat = [w for ws in windows for w in ws]
         flat_vectors = self.encoders.dense.embed_documents(flat) if flat else []
-        dense: list[list[list[float]]] = []
+        dense: list = []
         cursor = 0
         for ws in windows:
             dense.append(flat_vectors[cursor : cursor + len(ws)])
             cursor += len(ws)
         texts = [c.embed_text for c in all_chunks]
         sparse = self.encoders.sparse.embed_documents(texts) if texts else []
+        dense2 = self.encoders.dense2
+        if dense2 is not None and texts:
+            # the second model reads the whole chunk (breadcrumb + text) as one vector
+            whole = dense2.embed_documents(texts)
+            dense = [{DENSE: d, DENSE2: w} for d, w in zip(dense, whole, strict=True)]
         offset = 0
         for p in pending:
             n = len(p.chunks)

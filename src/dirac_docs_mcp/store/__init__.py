@@ -7,6 +7,7 @@ qdrant-client. Both implement :class:`Store`; the layout is described in :mod:`.
 
 from .base import (
     DENSE,
+    DENSE2,
     SPARSE,
     UPSERT_BATCH,
     ChunkRow,
@@ -14,6 +15,7 @@ from .base import (
     Store,
     StoredChunk,
     ancestor_dirs,
+    check_model_ids,
     copy_index,
     file_point_id,
 )
@@ -22,6 +24,7 @@ from .qdrant_client_store import QdrantClientStore
 
 __all__ = [
     "DENSE",
+    "DENSE2",
     "SPARSE",
     "UPSERT_BATCH",
     "ChunkRow",
@@ -31,6 +34,7 @@ __all__ = [
     "Store",
     "StoredChunk",
     "ancestor_dirs",
+    "check_model_ids",
     "copy_index",
     "file_point_id",
 ]

@@ -6,12 +6,14 @@ Layout (one place for it):
 - chunks: one point per chunk, named vectors ``dense`` and ``bm25``. ``dense`` is a
   multivector: one cosine vector per window of the chunk the embedding model can read
   whole, and a chunk scores as its best window (MaxSim); a single vector is a one-window
-  chunk. ``bm25`` is sparse, IDF applied by Qdrant. Payload payload ``text, source, section, breadcrumb, position, page, root,
+  chunk. ``bm25`` is sparse, IDF applied by Qdrant. An index built with a second dense
+  model (``dense2_model``) also has ``dense2``: one cosine vector of the whole chunk. Payload payload ``text, source, section, breadcrumb, position, page, root,
   dirs`` with keyword indexes on ``source`` and ``dirs`` and a full-text index (word
   tokens, lowercased) on ``section``.
 - files (the manifest): vectorless points, one per indexed file (``kind=file``: root,
   source, sha256, chunk ids) and one ``kind=meta`` point holding the embedding model id,
-  its dimension and the indexed roots. An index built with another model is refused.
+  its dimension (and those of the second dense model, if any) and the indexed roots. An
+  index built with other models is refused.
 
 Two backends implement it: :class:`~.edge_store.EdgeStore` (embedded, on disk, the default)
 and :class:`~.qdrant_client_store.QdrantClientStore` (a Qdrant server or cluster by URL).
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 DENSE = "dense"
+DENSE2 = "dense2"
 SPARSE = "bm25"
 _NAMESPACE = uuid.UUID("6f1c1d3e-8a52-4d47-9a55-2f0f5b1f3c11")
 _META_ID = str(uuid.uuid5(_NAMESPACE, "__meta__"))
@@ -39,13 +42,26 @@ UPSERT_BATCH = 256
 LAYOUT = 2
 
 DenseInput = Sequence[float] | Sequence[Sequence[float]]
-#: (point id, payload, dense vector or window vectors, (sparse indices, sparse values))
-ChunkRow = tuple[str, dict[str, Any], DenseInput, tuple[list[int], list[float]]]
+#: (point id, payload, dense vector or window vectors -- or ``{DENSE: windows, DENSE2:
+#: vector}`` in an index with a second dense model --, (sparse indices, sparse values))
+ChunkRow = tuple[str, dict[str, Any], Any, tuple[list[int], list[float]]]
+#: the second dense model of a collection: (model id, dimension)
+Dense2 = tuple[str, int]
 
 
 def as_list(values: Any) -> list:
     """A list of plain Python numbers from a list, tuple or numpy array."""
     return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def named_dense(dense: Any) -> dict[str, Any]:
+    """A row's dense part as named vectors: ``{DENSE: windows[, DENSE2: vector]}``."""
+    if isinstance(dense, dict):
+        out: dict[str, Any] = {DENSE: as_windows(dense[DENSE])}
+        if dense.get(DENSE2) is not None:
+            out[DENSE2] = as_list(dense[DENSE2])
+        return out
+    return {DENSE: as_windows(dense)}
 
 
 def as_windows(dense: Any) -> list[list[float]]:
@@ -159,22 +175,46 @@ def in_use_error(path: object) -> IndexInUseError:
     )
 
 
+_REINDEX_HINT = (
+    "Re-index from scratch with 'dirac-docs-mcp index --rebuild PATH', or use another "
+    "collection (DIRAC_MCP_COLLECTION)"
+)
+
+
 def model_mismatch_error(
     location: str, meta: dict[str, Any], model_id: str, dim: int
 ) -> ModelMismatchError:
     return ModelMismatchError(
         f"the index at {location} was built with embedding model "
         f"'{meta.get('model_id')}' ({meta.get('dim')}-d), not '{model_id}' ({dim}-d). "
-        f"Re-index from scratch with 'dirac-docs-mcp index --rebuild PATH', or use "
-        f"another collection (DIRAC_MCP_COLLECTION)"
+        + _REINDEX_HINT
     )
 
 
-def check_meta(location: str, meta: dict[str, Any], model_id: str, dim: int) -> None:
-    """Raise :class:`ModelMismatchError` unless the index was built with this model and
+def meta_dense2(meta: dict[str, Any]) -> Dense2 | None:
+    """The second dense model an index was built with, if any."""
+    if not meta.get("dense2_model_id"):
+        return None
+    return str(meta["dense2_model_id"]), int(meta.get("dense2_dim", 0))
+
+
+def _describe_dense2(dense2: Dense2 | None) -> str:
+    return f"'{dense2[0]}' ({dense2[1]}-d)" if dense2 else "none"
+
+
+def check_meta(
+    location: str, meta: dict[str, Any], model_id: str, dim: int, dense2: Dense2 | None = None
+) -> None:
+    """Raise :class:`ModelMismatchError` unless the index was built with these models and
     this layout."""
     if meta.get("model_id") != model_id or int(meta.get("dim", 0)) != dim:
         raise model_mismatch_error(location, meta, model_id, dim)
+    if meta_dense2(meta) != (tuple(dense2) if dense2 else None):
+        raise ModelMismatchError(
+            f"the index at {location} was built with second dense model "
+            f"{_describe_dense2(meta_dense2(meta))}, not {_describe_dense2(dense2)} "
+            f"(DIRAC_MCP_DENSE2_MODEL). " + _REINDEX_HINT
+        )
     if meta.get("layout", 1) != LAYOUT:
         raise ModelMismatchError(
             f"the index at {location} was built by an older version of dirac-docs-mcp "
@@ -183,8 +223,30 @@ def check_meta(location: str, meta: dict[str, Any], model_id: str, dim: int) -> 
         )
 
 
-def new_meta(model_id: str, dim: int) -> dict[str, Any]:
-    return {"kind": "meta", "model_id": model_id, "dim": dim, "layout": LAYOUT, "roots": []}
+def check_model_ids(
+    location: str, meta: dict[str, Any], model_id: str, dense2_model_id: str | None
+) -> None:
+    """The search-time check: the configured models are those the index was built with."""
+    if meta.get("model_id") != model_id:
+        raise ModelMismatchError(
+            f"the index at {location} was built with embedding model "
+            f"'{meta.get('model_id')}', but '{model_id}' is configured "
+            f"(DIRAC_MCP_EMBEDDING_MODEL). " + _REINDEX_HINT
+        )
+    built = meta.get("dense2_model_id") or None
+    if built != dense2_model_id:
+        raise ModelMismatchError(
+            f"the index at {location} was built with second dense model "
+            f"'{built or 'none'}', but '{dense2_model_id or 'none'}' is configured "
+            f"(DIRAC_MCP_DENSE2_MODEL). " + _REINDEX_HINT
+        )
+
+
+def new_meta(model_id: str, dim: int, dense2: Dense2 | None = None) -> dict[str, Any]:
+    meta = {"kind": "meta", "model_id": model_id, "dim": dim, "layout": LAYOUT, "roots": []}
+    if dense2:
+        meta.update(dense2_model_id=dense2[0], dense2_dim=int(dense2[1]))
+    return meta
 
 
 class Store:
@@ -225,9 +287,9 @@ class Store:
     def meta(self) -> dict[str, Any] | None:
         raise NotImplementedError
 
-    def ensure_collection(self, model_id: str, dim: int) -> None:
-        """Create the collections, or check that an existing one used the same model
-        (:class:`ModelMismatchError` if not)."""
+    def ensure_collection(self, model_id: str, dim: int, dense2: Dense2 | None = None) -> None:
+        """Create the collections, or check that an existing one used the same models
+        (:class:`ModelMismatchError` if not). ``dense2``: the second dense model."""
         raise NotImplementedError
 
     def _write_meta(self, payload: dict[str, Any]) -> None:
@@ -296,14 +358,17 @@ class Store:
         limit: int,
         prefetch: int,
         rrf_k: int,
-        weights: tuple[float, float],
+        weights: Sequence[float],
         source_prefix: str | None = None,
         section: str | None = None,
+        dense2: Sequence[float] | None = None,
     ) -> list[StoredChunk]:
         """Dense and BM25 candidates fused by weighted reciprocal-rank fusion.
 
         ``dense`` is the query vector (or several, summed by MaxSim); ``prefetch`` is the
-        number of candidates each retriever contributes; ``weights`` are (dense, sparse)."""
+        number of candidates each retriever contributes; ``weights`` are (dense, sparse) or
+        (dense, sparse, dense2); ``dense2`` is the query vector of the second dense model
+        (only for an index built with one)."""
         raise NotImplementedError
 
     def export_rows(self, batch_size: int = 256) -> Iterator[list[ChunkRow]]:
@@ -322,7 +387,10 @@ def row_from_point(point_id: Any, payload: dict[str, Any] | None, vectors: Any) 
     vectors = vectors or {}
     sparse = vectors.get(SPARSE)
     pair = (list(sparse.indices), list(sparse.values)) if sparse is not None else ([], [])
-    return (str(point_id), dict(payload or {}), vectors.get(DENSE, []), pair)
+    dense: Any = vectors.get(DENSE, [])
+    if vectors.get(DENSE2) is not None:
+        dense = {DENSE: dense, DENSE2: vectors[DENSE2]}
+    return (str(point_id), dict(payload or {}), dense, pair)
 
 
 def copy_index(source: Store, target: Store, batch_size: int = 256) -> int:
@@ -333,7 +401,7 @@ def copy_index(source: Store, target: Store, batch_size: int = 256) -> int:
     meta = source.meta()
     if meta is None or not source.exists():
         raise StoreError(f"nothing to copy: no index at {source.location}")
-    target.ensure_collection(meta["model_id"], int(meta["dim"]))
+    target.ensure_collection(meta["model_id"], int(meta["dim"]), meta_dense2(meta))
     copied = 0
     for rows in source.export_rows(batch_size):
         target.upsert_chunks(rows)

@@ -37,9 +37,11 @@ from ..errors import StoreError
 from .base import (
     _META_ID,
     DENSE,
+    DENSE2,
     SPARSE,
     UPSERT_BATCH,
     ChunkRow,
+    Dense2,
     DenseInput,
     FileRecord,
     Store,
@@ -48,6 +50,7 @@ from .base import (
     as_windows,
     check_meta,
     in_use_error,
+    named_dense,
     new_meta,
     one_line,
     row_from_point,
@@ -225,7 +228,7 @@ class EdgeStore(Store):
             raise StoreError(f"cannot read the index at {self.root}: {one_line(exc)}") from None
         return (found[0].payload or {}) if found else None
 
-    def ensure_collection(self, model_id: str, dim: int) -> None:
+    def ensure_collection(self, model_id: str, dim: int, dense2: Dense2 | None = None) -> None:
         qe = self._qe
         with self._lock:
             if self._broken:
@@ -233,24 +236,25 @@ class EdgeStore(Store):
             self._remove_legacy()
             meta = self.meta()
             if meta is not None and self._chunks is not None:
-                check_meta(self.location, meta, model_id, dim)
+                check_meta(self.location, meta, model_id, dim, dense2)
                 return
             # half an index (a crash while creating, or a folder deleted by hand): the
             # manifest and the points no longer vouch for each other, so start over
             self._drop_shards()
             self.dir.mkdir(parents=True, exist_ok=True)
+            vectors = {
+                DENSE: qe.EdgeVectorParams(
+                    size=dim,
+                    distance=qe.Distance.Cosine,
+                    multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                )
+            }
+            if dense2:
+                vectors[DENSE2] = qe.EdgeVectorParams(size=dense2[1], distance=qe.Distance.Cosine)
             self._chunks = self._create(
                 CHUNKS_DIR,
                 qe.EdgeConfig(
-                    vectors={
-                        DENSE: qe.EdgeVectorParams(
-                            size=dim,
-                            distance=qe.Distance.Cosine,
-                            multivector_config=qe.MultiVectorConfig(
-                                qe.MultiVectorComparator.MaxSim
-                            ),
-                        )
-                    },
+                    vectors=vectors,
                     sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                 ),
                 [
@@ -268,7 +272,7 @@ class EdgeStore(Store):
                 qe.EdgeConfig(sparse_vectors={"none": qe.EdgeSparseVectorParams()}),
                 [("kind", qe.PayloadSchemaType.Keyword)],
             )
-            self._write_meta(new_meta(model_id, dim))
+            self._write_meta(new_meta(model_id, dim, dense2))
             self.flush()
 
     def _create(self, name: str, config: Any, indexes: list[tuple[str, Any]]) -> Any:
@@ -357,7 +361,7 @@ class EdgeStore(Store):
                     qe.Point(
                         pid,
                         {
-                            DENSE: as_windows(dense),
+                            **named_dense(dense),
                             SPARSE: qe.SparseVector(as_list(idx), as_list(vals)),
                         },
                         payload,
@@ -439,11 +443,12 @@ class EdgeStore(Store):
         limit: int,
         prefetch: int,
         rrf_k: int,
-        weights: tuple[float, float],
+        weights: Sequence[float],
         source_prefix: str | None = None,
         section: str | None = None,
+        dense2: Sequence[float] | None = None,
     ) -> list[StoredChunk]:
-        """Both retrievers run as one batch in edge; the lists are fused here with
+        """The retrievers run as one batch in edge; the lists are fused here with
         :func:`weighted_rrf` rather than by edge's own RRF, whose scores are the same but
         whose order of tied points changes from one process to the next."""
         self._check_readable()
@@ -467,6 +472,9 @@ class EdgeStore(Store):
                 qe.Query.Nearest(qe.SparseVector(as_list(indices), as_list(values)), using=SPARSE)
             )
             rrf_weights.append(float(weights[1]))
+        if dense2 is not None:
+            queries.append(qe.Query.Nearest(as_list(dense2), using=DENSE2))
+            rrf_weights.append(float(weights[2]))
         batch = qe.QueryBatchRequest(
             [
                 qe.QueryRequest(

@@ -16,9 +16,11 @@ from ..errors import StoreError
 from .base import (
     _META_ID,
     DENSE,
+    DENSE2,
     SPARSE,
     UPSERT_BATCH,
     ChunkRow,
+    Dense2,
     DenseInput,
     FileRecord,
     Store,
@@ -27,8 +29,10 @@ from .base import (
     as_windows,
     check_meta,
     in_use_error,
+    named_dense,
     new_meta,
     one_line,
+    row_from_point,
 )
 
 if TYPE_CHECKING:
@@ -99,25 +103,28 @@ class QdrantClientStore(Store):
         found = self._client.retrieve(self.files_collection, [_META_ID], with_payload=True)
         return dict(found[0].payload) if found else None
 
-    def ensure_collection(self, model_id: str, dim: int) -> None:
+    def ensure_collection(self, model_id: str, dim: int, dense2: Dense2 | None = None) -> None:
         m = self._m
         with self._write_lock:
             meta = self.meta()
             if meta is not None and self.exists():
-                check_meta(self.location, meta, model_id, dim)
+                check_meta(self.location, meta, model_id, dim, dense2)
                 return
             if not self.exists():
+                vectors = {
+                    DENSE: m.VectorParams(
+                        size=dim,
+                        distance=m.Distance.COSINE,
+                        multivector_config=m.MultiVectorConfig(
+                            comparator=m.MultiVectorComparator.MAX_SIM
+                        ),
+                    )
+                }
+                if dense2:
+                    vectors[DENSE2] = m.VectorParams(size=dense2[1], distance=m.Distance.COSINE)
                 self._client.create_collection(
                     self.collection,
-                    vectors_config={
-                        DENSE: m.VectorParams(
-                            size=dim,
-                            distance=m.Distance.COSINE,
-                            multivector_config=m.MultiVectorConfig(
-                                comparator=m.MultiVectorComparator.MAX_SIM
-                            ),
-                        )
-                    },
+                    vectors_config=vectors,
                     sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
                 )
                 self._client.create_payload_index(
@@ -138,7 +145,7 @@ class QdrantClientStore(Store):
                 self._client.create_payload_index(
                     self.files_collection, "kind", m.PayloadSchemaType.KEYWORD
                 )
-            self._write_meta(new_meta(model_id, dim))
+            self._write_meta(new_meta(model_id, dim, dense2))
 
     def _write_meta(self, payload: dict[str, Any]) -> None:
         with self._write_lock:
@@ -206,7 +213,7 @@ class QdrantClientStore(Store):
                         id=pid,
                         payload=payload,
                         vector={
-                            DENSE: as_windows(dense),
+                            **named_dense(dense),
                             SPARSE: m.SparseVector(indices=as_list(idx), values=as_list(vals)),
                         },
                     )
@@ -297,9 +304,10 @@ class QdrantClientStore(Store):
         limit: int,
         prefetch: int,
         rrf_k: int,
-        weights: tuple[float, float],
+        weights: Sequence[float],
         source_prefix: str | None = None,
         section: str | None = None,
+        dense2: Sequence[float] | None = None,
     ) -> list[StoredChunk]:
         m = self._m
         conditions = []
@@ -321,6 +329,11 @@ class QdrantClientStore(Store):
                 )
             )
             rrf_weights.append(weights[1])
+        if dense2 is not None:
+            prefetches.append(
+                m.Prefetch(query=as_list(dense2), using=DENSE2, limit=prefetch, filter=flt)
+            )
+            rrf_weights.append(weights[2])
         try:
             response = self._client.query_points(
                 self.collection,
@@ -343,14 +356,7 @@ class QdrantClientStore(Store):
                 with_payload=True,
                 with_vectors=True,
             )
-            rows = []
-            for p in points:
-                vectors = p.vector or {}
-                sparse = vectors.get(SPARSE)
-                pair = (
-                    (list(sparse.indices), list(sparse.values)) if sparse is not None else ([], [])
-                )
-                rows.append((str(p.id), dict(p.payload or {}), vectors.get(DENSE, []), pair))
+            rows = [row_from_point(p.id, p.payload, p.vector) for p in points]
             if rows:
                 yield rows
             if offset is None:

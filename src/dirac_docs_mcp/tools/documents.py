@@ -65,6 +65,7 @@ def index_status(runtime: Runtime) -> IndexStatus:
         location=store.location,
         collection=store.collection,
         embedding_model=meta.get("model_id"),
+        dense2_model=meta.get("dense2_model_id"),
         points=store.count(),
         files=len(store.manifest()),
         roots=list(meta.get("roots", [])),

@@ -56,6 +56,7 @@ def require_index(runtime: Runtime) -> Store:
         raise StoreError(
             f"no index at {store.location}; build one with 'dirac-docs-mcp index PATH'"
         )
+    runtime.check_index_models()
     return store
 
 
@@ -75,15 +76,17 @@ def retrieve(
     section = " ".join((section or "").split()) or None
     store = require_index(runtime)
     encoders = runtime.encoders
+    dense2 = encoders.dense2
     return store.hybrid_search(
         encoders.dense.embed_query(text),
         encoders.sparse.embed_query(text),
         limit=limit,
         prefetch=max(settings.search_prefetch, limit),
         rrf_k=settings.rrf_k,
-        weights=(settings.dense_weight, settings.sparse_weight),
+        weights=(settings.dense_weight, settings.sparse_weight, settings.dense2_weight),
         source_prefix=prefix,
         section=section,
+        dense2=dense2.embed_query(text) if dense2 is not None else None,
     )
 
 
