@@ -134,3 +134,28 @@ def test_cli_reindex_without_the_model_asks_for_rebuild(
     assert code == 0
     with Runtime(settings.model_copy(update={"index_path": index, "dense2_model": None})) as rt:
         assert rt.store.meta().get("dense2_model_id") is None
+
+
+def test_no_change_rerun_does_not_load_the_second_model(dense2_index, tmp_path):
+    settings, corpus, report = dense2_index
+    import shutil
+
+    index = shutil.copytree(settings.index_path, tmp_path / "index")
+    copy = settings.model_copy(update={"index_path": index})
+    with Runtime(copy) as runtime:
+        again = Indexer(runtime.store, runtime.encoders, copy).run([corpus], progress=False)
+        assert again.files_unchanged == report.files_indexed and again.chunks_written == 0
+        assert "dense2" not in runtime.encoders._loaded  # 6+ s of loading saved
+    # an edited file is embedded by both models again
+    edited = corpus / "guide" / "wms" / "pilots.md"
+    original = edited.read_text()
+    try:
+        edited.write_text(original + "\n## Pilot wrappers\n\nA wrapper script starts the pilot.\n")
+        with Runtime(copy) as runtime:
+            run = Indexer(runtime.store, runtime.encoders, copy).run([corpus], progress=False)
+            assert run.files_indexed == 1 and "dense2" in runtime.encoders._loaded
+            rows = [r for batch in runtime.store.export_rows() for r in batch]
+            mine = [d for _, p, d, _ in rows if p["source"] == "guide/wms/pilots.md"]
+            assert mine and all(len(d[DENSE2]) == 384 for d in mine)
+    finally:
+        edited.write_text(original)

@@ -93,6 +93,22 @@ class Indexer:
             min_tokens=self.settings.chunk_min_tokens,
         )
 
+    def _dense2_identity(self) -> tuple[str, int] | None:
+        """(model id, dimension) of the second dense model, if one is configured. Its
+        dimension comes from the index when the index already has that model, so a run
+        with nothing to embed never loads it (a no-change re-run stays well under 3 s)."""
+        dense2 = self.encoders.dense2_spec
+        if dense2 is None:
+            return None
+        meta = self.store.meta() if self.store.exists() else None
+        if meta is not None:
+            same = meta.get("dense2_model_id") == dense2.model_id
+            # another model (or none): ensure_collection refuses it by id without loading it
+            return dense2.model_id, int(meta.get("dense2_dim", 0)) if same else 0
+        encoder = self.encoders.dense2
+        assert encoder is not None
+        return dense2.model_id, encoder.dim
+
     def run(
         self, paths: Sequence[Path | str], rebuild: bool = False, progress: bool | None = None
     ) -> IndexReport:
@@ -104,10 +120,7 @@ class Indexer:
         if rebuild:
             self.store.drop()
         spec = self.encoders.spec
-        dense2 = self.encoders.dense2
-        self.store.ensure_collection(
-            spec.model_id, spec.dim, (dense2.spec.model_id, dense2.dim) if dense2 else None
-        )
+        self.store.ensure_collection(spec.model_id, spec.dim, self._dense2_identity())
         manifest = self.store.manifest()
         report = IndexReport()
 
