@@ -1,4 +1,5 @@
-"""Retrieval quality with and without the second dense model, over a grid of fusion settings.
+"""Retrieval quality with and without the second dense model, over a grid of fusion settings
+(score fusion ``minmax`` per weight triple, rank fusion ``rrf`` per weight triple and k).
 
 Runs the product's own retrieval (``tools.search.retrieve``) on an index built with a second
 dense model, once per (weights, k), and scores it with the official rules (file-level hit
@@ -78,29 +79,32 @@ def main() -> None:
     with Runtime(base) as runtime:
         retrieve(runtime, "warm up", 5)
         results["defaults"] = {
+            "fusion": base.fusion,
             "weights": [base.dense_weight, base.sparse_weight, base.dense2_weight],
             "rrf_k": base.rrf_k,
             **evaluate(runtime, questions, aliases),
         }
         print("defaults", json.dumps(results["defaults"]))
-        for weights in GRID_WEIGHTS:
-            for k in GRID_K:
-                runtime.settings = base.model_copy(
-                    update={
-                        "dense_weight": weights[0],
-                        "sparse_weight": weights[1],
-                        "dense2_weight": weights[2],
-                        "rrf_k": k,
-                    }
-                )
-                row = {"weights": list(weights), "rrf_k": k}
-                row.update(evaluate(runtime, questions, aliases))
-                results["grid"].append(row)
-                a, f = row["all"], row["first46"]
-                print(
-                    f"w={weights} k={k:<3} all R@5 {a['recall@5']:.3f} MRR {a['MRR@10']:.3f}"
-                    f" | first 46 R@5 {f['recall@5']:.3f} MRR {f['MRR@10']:.3f}"
-                )
+        configs = [("minmax", w, None) for w in GRID_WEIGHTS]
+        configs += [("rrf", w, k) for w in GRID_WEIGHTS for k in GRID_K]
+        for fusion, weights, k in configs:
+            runtime.settings = base.model_copy(
+                update={
+                    "fusion": fusion,
+                    "dense_weight": weights[0],
+                    "sparse_weight": weights[1],
+                    "dense2_weight": weights[2],
+                    "rrf_k": k or base.rrf_k,
+                }
+            )
+            row = {"fusion": fusion, "weights": list(weights), "rrf_k": k}
+            row.update(evaluate(runtime, questions, aliases))
+            results["grid"].append(row)
+            a, f = row["all"], row["first46"]
+            print(
+                f"{fusion:6} w={weights} k={k or '-'!s:<3} all R@5 {a['recall@5']:.3f} "
+                f"MRR {a['MRR@10']:.3f} | first 46 R@5 {f['recall@5']:.3f} MRR {f['MRR@10']:.3f}"
+            )
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
 

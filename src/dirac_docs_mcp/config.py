@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     rrf_k: int | None = Field(
         default=None, ge=1, le=1000, description="default 10, or 5 beside a second dense model"
     )
+    fusion: Literal["rrf", "minmax"] | None = Field(
+        default=None,
+        description="rrf (rank fusion) or minmax (weighted sum of min-max normalised scores); "
+        "default rrf, or minmax beside a second dense model",
+    )
     dense_weight: float | None = Field(
         default=None, ge=0, description="default 1.0, or 0.5 beside a second dense model"
     )
@@ -199,6 +204,8 @@ class Settings(BaseSettings):
             self.dense_weight = 0.5 if self.dense2_model else 1.0
         if self.rrf_k is None:
             self.rrf_k = 5 if self.dense2_model else 10
+        if self.fusion is None:
+            self.fusion = "minmax" if self.dense2_model else "rrf"
         if self.chunk_overlap_tokens >= self.chunk_max_tokens // 2:
             raise ValueError("chunk_overlap_tokens must be less than half of chunk_max_tokens")
         return self

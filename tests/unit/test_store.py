@@ -666,3 +666,70 @@ def test_dense2_same_ranking_as_qdrant_client_and_copied(
     by_id = {pid: dense for pid, _, dense, _ in rows}
     for pid, _, dense, _ in exported:
         assert dense[DENSE2] == pytest.approx(by_id[pid][DENSE2], abs=1e-6)
+
+
+# --- score fusion --------------------------------------------------------------------------
+def test_minmax_fusion_by_hand() -> None:
+    from dirac_docs_mcp.store.base import minmax_fusion
+
+    dense = [("a", 0.9), ("b", 0.5), ("c", 0.4)]  # a: 1, b: 0.2, c: 0
+    sparse = [("c", 12.0), ("d", 2.0)]  # c: 1, d: 0
+    fused = minmax_fusion([dense, sparse], [1.0, 0.5])
+    assert [p for p, _ in fused] == ["a", "c", "b", "d"]
+    assert dict(fused) == pytest.approx({"a": 1.0, "b": 0.2, "c": 0.5, "d": 0.0})
+    # a margin matters: the same ranks with a close second give another order than RRF
+    close = minmax_fusion([[("a", 0.9), ("b", 0.89), ("c", 0.1)], [("b", 3.0), ("a", 1.0)]],
+                          [1.0, 1.0])  # fmt: skip
+    assert [p for p, _ in close] == ["b", "a", "c"]
+    # one candidate or equal scores: each gets the full weight; empty lists add nothing
+    assert minmax_fusion([[("a", 0.3)], [], [("a", 2.0), ("b", 2.0)]], [2.0, 1.0, 0.5]) == [
+        ("a", 2.5),
+        ("b", 0.5),
+    ]
+    assert minmax_fusion([[("a", 1.0), ("b", 0.0)]], [0.0]) == [("a", 0.0), ("b", 0.0)]
+
+
+def test_minmax_fusion_in_the_store(edge: EdgeStore) -> None:
+    """Dense is sure of a (cosine 1 vs 0.8 and 0), the second model barely prefers b: score
+    fusion keeps a first where rank fusion of three lists would not."""
+    edge.ensure_collection(MODEL, 2, ("second-model", 2))
+
+    def row(name, vec, vec2, sp):
+        payload = {"text": name, "source": f"{name}.rst", "section": name, "position": 0}
+        payload["dirs"] = [f"{name}.rst"]
+        return (chunk_id(name, 0), payload, {DENSE: vec, DENSE2: vec2}, sp)
+
+    edge.upsert_chunks(
+        [
+            row("a", [1.0, 0.0], [0.99, 0.141], ([1], [1.0])),
+            row("b", [0.0, 1.0], [1.0, 0.0], ([2], [1.0])),
+            row("c", [-1.0, 0.0], [0.0, 1.0], ([3], [1.0])),
+        ]
+    )
+    args = ([1.0, 0.0], ([], []), 3, 10, 10, (1.0, 1.0, 1.0))
+    by_score = edge.hybrid_search(*args, dense2=[1.0, 0.0], fusion="minmax")
+    by_rank = edge.hybrid_search(*args, dense2=[1.0, 0.0], fusion="rrf")
+    assert [h.text for h in by_score] == ["a", "b", "c"]
+    assert by_score[0].score == pytest.approx(1.0 + (0.99 - 0.0) / (1.0 - 0.0), abs=1e-3)
+    assert {h.text for h in by_rank[:2]} == {"a", "b"}
+    assert by_rank[0].score == pytest.approx(by_rank[1].score)  # a tie that ranks cannot break
+
+
+def test_minmax_same_ranking_as_qdrant_client(
+    edge: EdgeStore, client_store: QdrantClientStore
+) -> None:
+    rows = rows_with_dense2(make_rows())
+    for store in (edge, client_store):
+        store.ensure_collection(MODEL, DIM, DENSE2_MODEL)
+        store.upsert_chunks(rows)
+    rng = random.Random(5)
+    for weights in [(0.5, 1.0, 1.5), (1.0, 0.0, 1.0), (0.0, 1.0, 0.0)] * 4:
+        query = (unit(rng), sparse(rng, nnz=3))
+        args = {"limit": 10, "prefetch": 15, "rrf_k": 5, "weights": weights, "fusion": "minmax"}
+        args["dense2"] = unit(rng, DENSE2_MODEL[1])
+        a = edge.hybrid_search(*query, **args)
+        b = client_store.hybrid_search(*query, **args)
+        assert [h.id for h in a] == [h.id for h in b], weights
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-6)
+    hits = edge.hybrid_search(*query, **{**args, "source_prefix": "user/jobs"})
+    assert hits and {h.source for h in hits} <= {"user/jobs/submit.md", "user/jobs/monitor.md"}

@@ -162,6 +162,44 @@ def weighted_rrf(
     return sorted(scores.items(), key=lambda item: item[1], reverse=True)
 
 
+def minmax_fusion(
+    scored_lists: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float]
+) -> list[tuple[str, float]]:
+    """Convex combination of min-max normalised scores ("score fusion").
+
+    Each list's scores are scaled to [0, 1] over that list (its best candidate 1, its last
+    0; a list whose scores are all equal gives each 1), multiplied by the list's weight and
+    summed; a point absent from a list gets nothing from it. Unlike rank fusion this keeps
+    how far ahead a retriever's best candidates are, which a strong dense model makes worth
+    keeping (measured in ``benchmarks/results/dense2_fusion_grid.json``). Ties keep the
+    order of first appearance, as in :func:`weighted_rrf`.
+    """
+    scores: dict[str, float] = {}
+    for scored, weight in zip(scored_lists, weights, strict=True):
+        if not scored:
+            continue
+        values = [s for _, s in scored]
+        lo, hi = min(values), max(values)
+        for pid, value in scored:
+            norm = 1.0 if hi == lo else (value - lo) / (hi - lo)
+            scores[pid] = scores.get(pid, 0.0) + (max(weight, 0.0) * norm)
+    return sorted(scores.items(), key=lambda item: item[1], reverse=True)
+
+
+def fuse(
+    scored_lists: Sequence[Sequence[tuple[str, float]]],
+    fusion: str,
+    rrf_k: int,
+    weights: Sequence[float],
+) -> list[tuple[str, float]]:
+    """The fused ranking of ``(point id, score)`` lists, best first."""
+    if fusion == "minmax":
+        return minmax_fusion(scored_lists, weights)
+    if fusion == "rrf":
+        return weighted_rrf([[pid for pid, _ in lst] for lst in scored_lists], rrf_k, weights)
+    raise ValueError(f"unknown fusion {fusion!r}")
+
+
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
@@ -362,8 +400,10 @@ class Store:
         source_prefix: str | None = None,
         section: str | None = None,
         dense2: Sequence[float] | None = None,
+        fusion: str = "rrf",
     ) -> list[StoredChunk]:
-        """Dense and BM25 candidates fused by weighted reciprocal-rank fusion.
+        """Dense and BM25 candidates fused by weighted reciprocal-rank fusion (``rrf``) or
+        by a weighted sum of min-max normalised scores (``minmax``, see :func:`fuse`).
 
         ``dense`` is the query vector (or several, summed by MaxSim); ``prefetch`` is the
         number of candidates each retriever contributes; ``weights`` are (dense, sparse) or

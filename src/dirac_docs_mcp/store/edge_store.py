@@ -49,12 +49,12 @@ from .base import (
     as_list,
     as_windows,
     check_meta,
+    fuse,
     in_use_error,
     named_dense,
     new_meta,
     one_line,
     row_from_point,
-    weighted_rrf,
 )
 
 log = logging.getLogger(__name__)
@@ -447,9 +447,10 @@ class EdgeStore(Store):
         source_prefix: str | None = None,
         section: str | None = None,
         dense2: Sequence[float] | None = None,
+        fusion: str = "rrf",
     ) -> list[StoredChunk]:
         """The retrievers run as one batch in edge; the lists are fused here with
-        :func:`weighted_rrf` rather than by edge's own RRF, whose scores are the same but
+        :func:`~.base.fuse` rather than by edge's own RRF, whose scores are the same but
         whose order of tied points changes from one process to the next."""
         self._check_readable()
         chunks = self._chunks
@@ -485,9 +486,8 @@ class EdgeStore(Store):
         )
         try:
             results = chunks.query_batch(batch)
-            fused = weighted_rrf(
-                [[str(p.id) for p in points] for points in results], rrf_k, rrf_weights
-            )[:limit]
+            scored = [[(str(p.id), float(p.score)) for p in points] for points in results]
+            fused = fuse(scored, fusion, rrf_k, rrf_weights)[:limit]
             found = chunks.retrieve([pid for pid, _ in fused], with_payload=True, with_vector=False)
         except Exception as exc:
             raise StoreError(f"search failed on {self.location}: {one_line(exc)}") from None

@@ -28,6 +28,7 @@ from .base import (
     as_list,
     as_windows,
     check_meta,
+    fuse,
     in_use_error,
     named_dense,
     new_meta,
@@ -308,7 +309,11 @@ class QdrantClientStore(Store):
         source_prefix: str | None = None,
         section: str | None = None,
         dense2: Sequence[float] | None = None,
+        fusion: str = "rrf",
     ) -> list[StoredChunk]:
+        """RRF runs inside Qdrant (prefetches + an RRF query); score fusion needs each
+        list's scores, so its lists come back from one batch request and are fused here
+        with the same :func:`~.base.fuse` as the embedded index."""
         m = self._m
         conditions = []
         if source_prefix:
@@ -335,6 +340,8 @@ class QdrantClientStore(Store):
             )
             rrf_weights.append(weights[2])
         try:
+            if fusion != "rrf":
+                return self._fuse_here(prefetches, fusion, rrf_k, rrf_weights, limit)
             response = self._client.query_points(
                 self.collection,
                 prefetch=prefetches,
@@ -345,6 +352,27 @@ class QdrantClientStore(Store):
         except Exception as exc:
             raise StoreError(f"search failed on {self.location}: {one_line(exc)}") from None
         return [StoredChunk.from_payload(p.id, p.payload or {}, p.score) for p in response.points]
+
+    def _fuse_here(
+        self, prefetches: list, fusion: str, rrf_k: int, weights: list[float], limit: int
+    ) -> list[StoredChunk]:
+        m = self._m
+        requests = [
+            m.QueryRequest(
+                query=p.query, using=p.using, filter=p.filter, limit=p.limit, with_payload=False
+            )
+            for p in prefetches
+        ]
+        responses = self._client.query_batch_points(self.collection, requests)
+        scored = [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
+        fused = fuse(scored, fusion, rrf_k, weights)[:limit]
+        found = self._client.retrieve(self.collection, [pid for pid, _ in fused], with_payload=True)
+        payloads = {str(p.id): p.payload or {} for p in found}
+        return [
+            StoredChunk.from_payload(pid, payloads[pid], score)
+            for pid, score in fused
+            if pid in payloads
+        ]
 
     def export_rows(self, batch_size: int = 256):
         offset = None

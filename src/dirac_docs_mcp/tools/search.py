@@ -87,6 +87,7 @@ def retrieve(
         source_prefix=prefix,
         section=section,
         dense2=dense2.embed_query(text) if dense2 is not None else None,
+        fusion=settings.fusion,
     )
 
 
