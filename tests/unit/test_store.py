@@ -604,22 +604,27 @@ def test_search_time_model_check() -> None:
         check_model_ids("here", {"model_id": MODEL}, MODEL, "second-model")
 
 
+def add_points_with_dense2(store: Store, points: dict[str, tuple]) -> None:
+    """One chunk per name: (dense vector, second-model vector, sparse) in a 2-d collection."""
+    store.ensure_collection(MODEL, 2, ("second-model", 2))
+    rows = []
+    for name, (vec, vec2, sp) in points.items():
+        payload = {"text": name, "source": f"{name}.rst", "section": name, "position": 0}
+        payload["dirs"] = [f"{name}.rst"]
+        rows.append((chunk_id(name, 0), payload, {DENSE: vec, DENSE2: vec2}, sp))
+    store.upsert_chunks(rows)
+
+
 def test_dense2_is_a_third_fused_list(edge: EdgeStore) -> None:
     """dense prefers a > b > c, BM25 matches c, the second model prefers b > c > a: each
     weight moves the fused order exactly as Qdrant's weighted RRF says."""
-    edge.ensure_collection(MODEL, 2, ("second-model", 2))
-
-    def row(name, vec, vec2, sp):
-        payload = {"text": name, "source": f"{name}.rst", "section": name, "position": 0}
-        payload["dirs"] = [f"{name}.rst"]
-        return (chunk_id(name, 0), payload, {DENSE: vec, DENSE2: vec2}, sp)
-
-    edge.upsert_chunks(
-        [
-            row("a", [1.0, 0.0], [0.0, 1.0], ([1], [1.0])),
-            row("b", [0.8, 0.6], [1.0, 0.0], ([4], [1.0])),
-            row("c", [0.0, 1.0], [0.8, 0.6], ([2, 3], [1.0, 3.0])),
-        ]
+    add_points_with_dense2(
+        edge,
+        {
+            "a": ([1.0, 0.0], [0.0, 1.0], ([1], [1.0])),
+            "b": ([0.8, 0.6], [1.0, 0.0], ([4], [1.0])),
+            "c": ([0.0, 1.0], [0.8, 0.6], ([2, 3], [1.0, 3.0])),
+        },
     )
     ids = {n: chunk_id(n, 0) for n in "abc"}
     lists = [[ids["a"], ids["b"], ids["c"]], [ids["c"]], [ids["b"], ids["c"], ids["a"]]]
@@ -692,19 +697,13 @@ def test_minmax_fusion_by_hand() -> None:
 def test_minmax_fusion_in_the_store(edge: EdgeStore) -> None:
     """Dense is sure of a (cosine 1 vs 0.8 and 0), the second model barely prefers b: score
     fusion keeps a first where rank fusion of three lists would not."""
-    edge.ensure_collection(MODEL, 2, ("second-model", 2))
-
-    def row(name, vec, vec2, sp):
-        payload = {"text": name, "source": f"{name}.rst", "section": name, "position": 0}
-        payload["dirs"] = [f"{name}.rst"]
-        return (chunk_id(name, 0), payload, {DENSE: vec, DENSE2: vec2}, sp)
-
-    edge.upsert_chunks(
-        [
-            row("a", [1.0, 0.0], [0.99, 0.141], ([1], [1.0])),
-            row("b", [0.0, 1.0], [1.0, 0.0], ([2], [1.0])),
-            row("c", [-1.0, 0.0], [0.0, 1.0], ([3], [1.0])),
-        ]
+    add_points_with_dense2(
+        edge,
+        {
+            "a": ([1.0, 0.0], [0.99, 0.141], ([1], [1.0])),
+            "b": ([0.0, 1.0], [1.0, 0.0], ([2], [1.0])),
+            "c": ([-1.0, 0.0], [0.0, 1.0], ([3], [1.0])),
+        },
     )
     args = ([1.0, 0.0], ([], []), 3, 10, 10, (1.0, 1.0, 1.0))
     by_score = edge.hybrid_search(*args, dense2=[1.0, 0.0], fusion="minmax")
