@@ -60,11 +60,14 @@ class Runtime:
         if meta is not None:
             encoders = self.encoders
             dense2 = encoders.dense2_spec
+            from .wheel_parts import BUILTIN_PARTS
+
             check_model_ids(
                 self.store.location,
                 meta,
                 encoders.spec.model_id,
                 dense2.model_id if dense2 else None,
+                {parts.model_id: name for name, parts in BUILTIN_PARTS.items()},
             )
         self._models_checked = True
 

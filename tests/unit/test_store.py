@@ -602,6 +602,9 @@ def test_search_time_model_check() -> None:
         check_model_ids("here", meta, MODEL, None)
     with pytest.raises(ModelMismatchError, match="'none', but 'second-model' is configured"):
         check_model_ids("here", {"model_id": MODEL}, MODEL, "second-model")
+    # a built-in second model is named by the setting that selects it
+    with pytest.raises(ModelMismatchError, match="Set DIRAC_MCP_DENSE2_MODEL=gemma-x to search"):
+        check_model_ids("here", meta, MODEL, None, {"second-model": "gemma-x"})
 
 
 def add_points_with_dense2(store: Store, points: dict[str, tuple]) -> None:

@@ -213,10 +213,11 @@ def in_use_error(path: object) -> IndexInUseError:
     )
 
 
-_REINDEX_HINT = (
-    "Re-index from scratch with 'dirac-docs-mcp index --rebuild PATH', or use another "
+_REINDEX = (
+    "re-index from scratch with 'dirac-docs-mcp index --rebuild PATH', or use another "
     "collection (DIRAC_MCP_COLLECTION)"
 )
+_REINDEX_HINT = _REINDEX[0].upper() + _REINDEX[1:]
 
 
 def model_mismatch_error(
@@ -262,9 +263,14 @@ def check_meta(
 
 
 def check_model_ids(
-    location: str, meta: dict[str, Any], model_id: str, dense2_model_id: str | None
+    location: str,
+    meta: dict[str, Any],
+    model_id: str,
+    dense2_model_id: str | None,
+    known_names: dict[str, str] | None = None,
 ) -> None:
-    """The search-time check: the configured models are those the index was built with."""
+    """The search-time check: the configured models are those the index was built with.
+    ``known_names`` maps built-in second-model ids to their setting names, for the hint."""
     if meta.get("model_id") != model_id:
         raise ModelMismatchError(
             f"the index at {location} was built with embedding model "
@@ -273,10 +279,16 @@ def check_model_ids(
         )
     built = meta.get("dense2_model_id") or None
     if built != dense2_model_id:
+        setting = (known_names or {}).get(built or "")
+        hint = (
+            f"Set DIRAC_MCP_DENSE2_MODEL={setting} to search it as built, or {_REINDEX}"
+            if setting
+            else _REINDEX_HINT
+        )
         raise ModelMismatchError(
             f"the index at {location} was built with second dense model "
             f"'{built or 'none'}', but '{dense2_model_id or 'none'}' is configured "
-            f"(DIRAC_MCP_DENSE2_MODEL). " + _REINDEX_HINT
+            f"(DIRAC_MCP_DENSE2_MODEL). {hint}"
         )
 
 
