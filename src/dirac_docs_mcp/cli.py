@@ -1,5 +1,5 @@
-"""``dirac-docs-mcp index|search|serve|status|eval|ask|qa|migrate|models`` — the same functions the MCP
-tools call."""
+"""``dirac-docs-mcp index|search|serve|status|eval|ask|qa|migrate|models`` — the same
+functions the MCP tools call."""
 
 from __future__ import annotations
 

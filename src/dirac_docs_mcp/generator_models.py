@@ -22,9 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -33,11 +31,10 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import ModelError
-from .models import sha256_file
+from .models import MARKER, publish_folder, read_marker, sha256_file, staging_dir
 
 log = logging.getLogger(__name__)
 
-MARKER = ".dirac-source.json"
 # the end-of-turn tokens of common chat templates; added to generation_config's eos ids
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>")
 
@@ -154,33 +151,6 @@ def join_files(sources: Iterable[Path], target: Path, chunk_size: int = 1 << 22)
     return digest.hexdigest()
 
 
-def read_marker(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _tmp_dir(models_dir: Path, label: str) -> Path:
-    models_dir.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".tmp-{label}-", dir=models_dir))
-
-
-def _publish(staging: Path, target: Path) -> None:
-    """Move a finished folder into place; if another process won the race, keep theirs."""
-    if target.exists():
-        if read_marker(target) is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-            return
-        shutil.rmtree(target)  # a folder without a marker is a leftover: replace it
-    try:
-        os.rename(staging, target)
-    except OSError:
-        if read_marker(target) is None:
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
     """Dequantize a GGUF file with transformers and save bf16 safetensors + tokenizer."""
     try:
@@ -238,7 +208,7 @@ def _convert_into(
     models_dir: Path, target: Path, label: str, marker: dict, gguf: Path | None, join: list[Path]
 ) -> None:
     """Build ``target`` from a GGUF file (or the parts to join into one) in a temp folder."""
-    work = _tmp_dir(models_dir, label)
+    work = staging_dir(models_dir, label)
     try:
         start = time.perf_counter()
         if gguf is None:
@@ -255,7 +225,7 @@ def _convert_into(
         convert_gguf(gguf, staging)
         marker = {**marker, "convert_seconds": round(time.perf_counter() - start, 1)}
         (staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
-        _publish(staging, target)
+        publish_folder(staging, target)
         log.info("converted %s in %.1f s", label, marker["convert_seconds"])
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -64,6 +67,38 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
         while block := handle.read(chunk_size):
             digest.update(block)
     return digest.hexdigest()
+
+
+#: written last into an assembled model folder: what it is, where it came from, its sha256
+MARKER = ".dirac-source.json"
+
+
+def read_marker(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def staging_dir(models_dir: Path, label: str) -> Path:
+    """A fresh temporary folder inside ``models_dir`` (same file system: renames are atomic)."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".tmp-{label}-", dir=models_dir))
+
+
+def publish_folder(staging: Path, target: Path) -> None:
+    """Move a finished folder into place; if another process won the race, keep theirs."""
+    if target.exists():
+        if read_marker(target) is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        shutil.rmtree(target)  # a folder without a marker is a leftover: replace it
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if read_marker(target) is None:
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _minilm_tokenizer_dir() -> Path:

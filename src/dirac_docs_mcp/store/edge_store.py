@@ -50,6 +50,7 @@ from .base import (
     as_windows,
     check_meta,
     fuse,
+    in_fused_order,
     in_use_error,
     named_dense,
     new_meta,
@@ -491,12 +492,7 @@ class EdgeStore(Store):
             found = chunks.retrieve([pid for pid, _ in fused], with_payload=True, with_vector=False)
         except Exception as exc:
             raise StoreError(f"search failed on {self.location}: {one_line(exc)}") from None
-        payloads = {str(p.id): p.payload or {} for p in found}
-        return [
-            StoredChunk.from_payload(pid, payloads[pid], score)
-            for pid, score in fused
-            if pid in payloads
-        ]
+        return in_fused_order(fused, found)
 
     def export_rows(self, batch_size: int = 256):
         batch: list[ChunkRow] = []

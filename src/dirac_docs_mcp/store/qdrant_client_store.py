@@ -29,6 +29,7 @@ from .base import (
     as_windows,
     check_meta,
     fuse,
+    in_fused_order,
     in_use_error,
     named_dense,
     new_meta,
@@ -367,12 +368,7 @@ class QdrantClientStore(Store):
         scored = [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
         fused = fuse(scored, fusion, rrf_k, weights)[:limit]
         found = self._client.retrieve(self.collection, [pid for pid, _ in fused], with_payload=True)
-        payloads = {str(p.id): p.payload or {} for p in found}
-        return [
-            StoredChunk.from_payload(pid, payloads[pid], score)
-            for pid, score in fused
-            if pid in payloads
-        ]
+        return in_fused_order(fused, found)
 
     def export_rows(self, batch_size: int = 256):
         offset = None
