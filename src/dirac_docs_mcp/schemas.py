@@ -174,7 +174,12 @@ class QACounts(BaseModel):
     grounded: int = Field(default=0, description="valid pairs whose answer the chunk supports")
     duplicates: int = Field(default=0, description="grounded pairs dropped as near-duplicates")
     about_prompt: int = Field(default=0, description="pairs about the prompt/passage itself")
-    failed: int = Field(default=0, description="chunks whose output did not parse (dropped)")
+    retried: int = Field(
+        default=0, description="chunks whose output did not close and were generated again"
+    )
+    failed: int = Field(
+        default=0, description="chunks whose output did not parse after the retry (dropped)"
+    )
     repaired: int = Field(default=0, description="outputs that needed the repair pass")
     written: int = 0
 

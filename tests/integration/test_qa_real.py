@@ -68,9 +68,11 @@ async def test_tool_writes_only_parsed_grounded_pairs(fixture_index, tmp_path, a
     counts = report["counts"]
     assert counts["chunks_processed"] >= 3
     assert counts["written"] >= 1
-    # constrained decoding: every chunk's output parsed, with exactly the pairs asked for
-    assert counts["failed"] == 0
-    assert counts["generated"] == 2 * counts["chunks_processed"]
+    # constrained decoding: every output that closed parsed, with exactly the pairs asked
+    # for; one that ran out of tokens (a 135M model can loop until the cap on one machine and
+    # not on another) was retried once, then counted as failed, never written half
+    assert counts["failed"] <= counts["retried"]
+    assert counts["generated"] == 2 * (counts["chunks_processed"] - counts["failed"])
     assert counts["written"] == counts["grounded"] - counts["duplicates"]
     out = tmp_path / "qa" / "wms" / "pairs.jsonl"
     assert report["output"] == str(out.resolve())
@@ -278,3 +280,30 @@ async def test_mcp_cancellation_keeps_the_written_batches(fixture_index, tmp_pat
     assert counts["chunks_processed"] == counts["chunks_selected"] - len(done_before)
     chunk_ids = [r["chunk_id"] for r in lines_of(out)]
     assert len(chunk_ids) == len(set(chunk_ids))
+
+
+def test_rows_out_of_tokens_are_retried_then_counted_never_written_half(fixture_index, tmp_path):
+    """A budget far too small for five pairs: the JSON of (nearly) every row cannot close,
+    each such row is generated once more with a shorter passage and 1.5x the budget, and
+    what still does not close is counted as failed; only parsed pairs reach the file."""
+    from dirac_docs_mcp.runtime import Runtime
+    from dirac_docs_mcp.tools.qa_pairs import QASelection, generate_qa_pairs
+
+    settings, _ = fixture_index
+    settings = settings.model_copy(
+        update={**SMALL, "qa_tokens_per_pair": 32, "qa_min_grounding": 0.0}
+    )
+    out = tmp_path / "tight.jsonl"
+    with Runtime(settings) as runtime:
+        report = generate_qa_pairs(
+            runtime, QASelection(all_chunks=True, n_chunks=3), out, pairs_per_chunk=5
+        )
+    counts = report.counts
+    assert counts.chunks_processed == 3
+    assert counts.retried >= 1  # 168 tokens cannot hold five bounded pairs
+    assert counts.failed <= counts.retried
+    assert counts.generated == 5 * (counts.chunks_processed - counts.failed)
+    rows = lines_of(out) if out.exists() and out.read_text() else []
+    assert len(rows) == counts.written
+    for row in rows:
+        QAPair.model_validate(row)

@@ -148,6 +148,10 @@ def qa_schema(pairs: int) -> dict:
     }
 
 
+# passage characters in a retried row's prompt (the first try sends up to 2400)
+RETRY_MAX_CHARS = 1200
+
+
 def qa_messages(chunk: StoredChunk, pairs: int, max_chars: int = 2400) -> list[dict]:
     text = chunk.text if len(chunk.text) <= max_chars else chunk.text[:max_chars] + "…"
     where = chunk.source + (f", page {chunk.page}" if chunk.page else "")
@@ -244,6 +248,25 @@ def generate_qa_pairs(
             if cancel is not None and cancel.is_set():
                 cancelled = True  # the batch in flight is incomplete: drop it, redo on resume
                 break
+            # a row whose JSON did not close (a small model looping until the token cap) is
+            # retried once, shorter passage and 1.5x the budget, before it counts as failed
+            failed_rows = [
+                i for i, r in enumerate(results) if r.error or not isinstance(r.data, list)
+            ]
+            if failed_rows:
+                counts.retried += len(failed_rows)
+                again = generator.generate_batch(
+                    [qa_messages(batch[i], pairs_per_chunk, RETRY_MAX_CHARS) for i in failed_rows],
+                    max_new_tokens=max_new_tokens * 3 // 2,
+                    json_schema=schema,
+                    timeout_s=settings.generator_timeout_s * len(failed_rows),
+                    cancel=cancel,
+                )
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
+                for i, result in zip(failed_rows, again, strict=True):
+                    results[i] = result
             candidates: list[tuple[StoredChunk, str, str, float]] = []
             for chunk, result in zip(batch, results, strict=True):
                 counts.chunks_processed += 1
@@ -317,7 +340,7 @@ def format_report(report: QAReport) -> str:
         + (" (cancelled; what was done is kept)" if report.cancelled else ""),
         f"chunks: {c.chunks_selected} selected, {c.chunks_skipped_done} already done, "
         f"{c.chunks_content_free} content-free skipped, {c.chunks_processed} processed, "
-        f"{c.failed} failed",
+        f"{c.retried} retried, {c.failed} failed",
         f"pairs: {c.generated} generated, {c.valid} valid, {c.grounded} grounded, "
         f"{c.duplicates} duplicates dropped, {c.about_prompt} about the prompt",
         f"{report.seconds:.1f} s, {report.pairs_per_minute:.1f} pairs/min, model {report.model}",
