@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..stopwords import ENGLISH_STOPWORDS
+from .support import claim_words, content_words, says_unknown
 
 QUESTION_MIN_CHARS = 12
 QUESTION_MAX_CHARS = 300
@@ -27,65 +27,6 @@ _ABOUT_PROMPT = re.compile(
     r"\bquestion[- ]answer pairs?\b|\bjson\b",
     re.IGNORECASE,
 )
-_NO_ANSWER = re.compile(
-    r"\b(i (do not|don't) know|not (mentioned|specified|provided|stated|covered) in)\b",
-    re.IGNORECASE,
-)
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:[-.][A-Za-z0-9_]+)*|\d+(?:\.\d+)*")
-# generic words a paraphrasing answer adds without adding a claim
-_GLUE = frozenset(
-    {
-        "dirac",
-        "used",
-        "use",
-        "uses",
-        "using",
-        "allows",
-        "allow",
-        "also",
-        "can",
-        "may",
-        "one",
-        "set",
-        "called",
-        "known",
-        "following",
-        "specific",
-        "specified",
-        "way",
-        "purpose",
-        "provides",
-        "provide",
-        "means",
-    }
-)
-
-
-def _stem(word: str) -> str:
-    """A light English stem, enough to match 'jobs'/'job', 'declared'/'declare'."""
-    word = word.lower()
-    for suffix in ("ies", "es", "s", "ed", "ing", "ly"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-def content_words(text: str) -> list[str]:
-    """Stemmed words that carry meaning: no stopwords, no 1-2 letter words. Dotted and
-    hyphenated names (``dirac-proxy-init``, ``Resources.Sites``) also yield their parts."""
-    words = []
-    for match in _WORD.findall(text or ""):
-        parts = [match] + re.split(r"[-.]", match) if re.search(r"[-.]", match) else [match]
-        for part in parts:
-            low = part.lower()
-            if len(low) < 3 and not low.isdigit():
-                continue
-            if low in ENGLISH_STOPWORDS:
-                continue
-            words.append(_stem(low))
-    return words
-
-
 def schema_problem(question: str, answer: str) -> str | None:
     """Why a pair is not a usable training example, or None.
 
@@ -107,7 +48,7 @@ def schema_problem(question: str, answer: str) -> str | None:
         return "answer too short"
     if len(a) > ANSWER_MAX_CHARS:
         return "answer too long"
-    if _NO_ANSWER.search(a):
+    if says_unknown(a):
         return "answer is a refusal"
     if a.rstrip("?").lower() == q.rstrip("?").lower():
         return "answer repeats the question"
@@ -127,9 +68,7 @@ def about_prompt(question: str, answer: str) -> bool:
 def grounding_score(answer: str, chunk_text: str) -> float:
     """Share of the answer's content words (stemmed, glue words excluded) that occur in the
     chunk. 1.0 = every claim word is in the source; a hallucinated answer scores low."""
-    words = [w for w in content_words(answer) if w not in _GLUE]
-    if not words:
-        words = content_words(answer)
+    words = claim_words(answer)
     if not words:
         return 0.0
     source = set(content_words(chunk_text))
