@@ -117,7 +117,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .tools.answer import answer_question, format_answer
 
     with Runtime(_settings(args)) as runtime:
-        answer = answer_question(runtime, args.question, args.limit)
+        mode = "evidence" if args.evidence_only else None
+        answer = answer_question(runtime, args.question, args.limit, mode=mode)
     print(answer.model_dump_json(indent=1) if args.json else format_answer(answer))
     return 0
 
@@ -187,56 +188,28 @@ def cmd_qa_export(args: argparse.Namespace) -> int:
 
 
 def _eval_answers(args: argparse.Namespace, questions: list[dict], aliases: dict) -> int:
-    """answer_question over a question file: answered/abstained, keyphrase, citation, speed."""
-    from .evaluation import norm_path, norm_text
+    """answer_question over a question file: abstention by slice, keyphrase, gold citation,
+    signals' AUROC, speed (scoring in evaluation.py)."""
+    from .evaluation import answer_row, summarize_answers
     from .runtime import Runtime
     from .tools.answer import answer_question
 
     rows = []
     with Runtime(_settings(args)) as runtime:
         for q in questions[: args.max_questions or None]:
-            answer = answer_question(runtime, q["question"])
-            gold = {q.get("source")} | set(q.get("alt_sources", []))
-            text = norm_text(answer.answer)
-            row = {
-                "id": q["id"],
-                "unanswerable": q.get("kind") == "unanswerable",
-                "answered": answer.answered,
-                "keyphrase": any(norm_text(k) in text for k in q.get("keyphrases", [])),
-                "cites_gold": any(norm_path(c.source, aliases) in gold for c in answer.citations),
-                "seconds": answer.timings.get("total_s", 0.0),
-                "tokens_per_s": answer.timings.get("tokens_per_s", 0.0),
-                "support": answer.support,
-                "p_answerable": answer.p_answerable,
-                "answer": answer.answer,
-            }
+            trace: dict = {}
+            answer = answer_question(runtime, q["question"], trace=trace)
+            row = answer_row(q, answer, aliases, trace)
             rows.append(row)
             print(
                 f"{q['id']}  {'ANS' if row['answered'] else 'ABST'}  kp={int(row['keyphrase'])} "
                 f"cite={int(row['cites_gold'])}  {row['seconds']:.1f}s  {row['answer'][:70]!r}",
                 file=sys.stderr,
             )
-    answerable = [r for r in rows if not r["unanswerable"]]
-    unanswerable = [r for r in rows if r["unanswerable"]]
-
-    def share(items, pred):
-        return sum(1 for r in items if pred(r)) / len(items) if items else 0.0
-
-    speeds = [r["tokens_per_s"] for r in rows if r["tokens_per_s"]]
-    summary = {
-        "questions": len(rows),
-        "answered_with_keyphrase_and_gold_citation": share(
-            answerable, lambda r: r["answered"] and r["keyphrase"] and r["cites_gold"]
-        ),
-        "answered_with_gold_citation": share(
-            answerable, lambda r: r["answered"] and r["cites_gold"]
-        ),
-        "false_abstention_rate": share(answerable, lambda r: not r["answered"]),
-        "abstention_rate_unanswerable": share(unanswerable, lambda r: not r["answered"]),
-        "mean_seconds": sum(r["seconds"] for r in rows) / len(rows) if rows else 0.0,
-        "mean_tokens_per_s": sum(speeds) / len(speeds) if speeds else 0.0,
-    }
+    summary = summarize_answers(rows)
     for key, value in summary.items():
+        if value is None:
+            continue
         print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
@@ -377,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("question")
     p.add_argument("-n", "--limit", type=int, default=None, help="passages given to the model")
+    p.add_argument(
+        "--evidence-only",
+        action="store_true",
+        help="the passages' supporting sentences with citations, no generated text",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
 

@@ -136,6 +136,35 @@ class Settings(BaseSettings):
         description="generator that judges whether the passages answer the question "
         "(default: the answer generator); the 0.5B's judgement is noise, the 1.5B's is not",
     )
+    answer_mode: Literal["generate", "evidence"] = Field(
+        default="generate",
+        description="generate: a short model-written answer, checked sentence by sentence "
+        "against its passages; evidence: the passages' own supporting sentences with "
+        "citations and no generated text (search-like latency, for hosts whose model writes)",
+    )
+    answer_min_question_coverage: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="abstain before generating when less than this share of the question's "
+        "specific terms (names, identifiers, numbers, commands) occurs in any passage",
+    )
+    answer_min_window_share: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="an answer sentence is supported by a passage when all its specific "
+        "terms occur there and this share of its content words occurs within a few "
+        "consecutive sentences of it; unsupported sentences are dropped",
+    )
+    answer_check_asked_type: bool = Field(
+        default=True,
+        description="a question asking for a number, an option or a command is answered "
+        "only when a supported sentence gives one that the question did not already name",
+    )
+    answer_evidence_sentences: int = Field(
+        default=2, ge=1, le=10, description="verbatim sentences shown per cited passage"
+    )
 
     # --- generate_qa_pairs -------------------------------------------------------------------
     qa_output_dir: Path | None = Field(

@@ -129,6 +129,19 @@ class Citation(BaseModel):
     page: int | None = None
 
 
+class Evidence(BaseModel):
+    """What one cited passage says in support of the answer, verbatim."""
+
+    n: int = Field(description="the passage's [n] marker")
+    source: str
+    section: str
+    link: str
+    page: int | None = None
+    sentences: list[str] = Field(
+        default_factory=list, description="sentences of the passage, verbatim, that support it"
+    )
+
+
 class Answer(BaseModel):
     question: str
     answered: bool = Field(description="false when the documentation does not support an answer")
@@ -144,6 +157,16 @@ class Answer(BaseModel):
     )
     p_answerable: float | None = Field(
         default=None, description="the generator's probability that the passages answer it"
+    )
+    evidence: list[Evidence] = Field(
+        default_factory=list,
+        description="for each cited passage (or, evidence-only and abstentions, each passage "
+        "given), its sentences that support the answer or are closest to the question",
+    )
+    signals: dict[str, float] = Field(
+        default_factory=dict,
+        description="the abstention signals: question_term_coverage, question_word_coverage, "
+        "sentences_generated, sentences_supported, retries, ...",
     )
     timings: dict[str, float] = Field(default_factory=dict)
 

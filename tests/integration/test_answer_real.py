@@ -46,3 +46,60 @@ async def test_answer_question_tool_runs_the_real_model(fixture_index):
     if not answer["answered"]:
         assert answer["reason"]
     assert bad.is_error and "limit" in bad.content[0].text
+
+
+async def test_uncovered_question_abstains_with_reason_and_closest_evidence(fixture_index):
+    """No passage of the fixture corpus says 'Slack': the tool abstains before the model
+    writes anything (so the verdict does not depend on what SmolLM2 would say), with a
+    reason naming the missing term and the closest passages with verbatim sentences."""
+    settings, _ = fixture_index
+    settings = settings.model_copy(
+        update={"generator_model": "smollm2-135m", "generator_max_new_tokens": 96}
+    )
+    question = "How do I get DIRAC to post a message in a Slack channel when a stalled job fails?"
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool("answer_question", {"question": question, "limit": 3})
+    assert not result.is_error, result.content[0].text
+    answer = result.structured_content
+    assert answer["answered"] is False
+    assert "'Slack'" in answer["reason"]
+    assert answer["citations"] == []
+    assert answer["passages"] and answer["signals"]["question_term_coverage"] == 0.0
+    assert "new_tokens" not in answer["timings"]  # abstained before generating
+    texts = {p["rank"]: p["text"] for p in answer["passages"]}
+    assert answer["evidence"]
+    for item in answer["evidence"]:
+        assert item["sentences"]
+        for sentence in item["sentences"]:
+            assert sentence in texts[item["n"]]
+    assert "Closest passages:" in result.content[0].text
+
+
+async def test_generated_and_evidence_only_answers_quote_their_passages(fixture_index):
+    settings, _ = fixture_index
+    settings = settings.model_copy(
+        update={"generator_model": "smollm2-135m", "generator_max_new_tokens": 96}
+    )
+    question = "How many hours before a running job is declared stalled?"
+    async with Client(build_server(settings)) as client:
+        generated = await client.call_tool("answer_question", {"question": question, "limit": 2})
+        quoted = await client.call_tool(
+            "answer_question", {"question": question, "limit": 2, "evidence_only": True}
+        )
+    for result in (generated, quoted):
+        assert not result.is_error, result.content[0].text
+        answer = result.structured_content
+        texts = {p["rank"]: p["text"] for p in answer["passages"]}
+        for item in answer["evidence"]:
+            for sentence in item["sentences"]:
+                assert sentence in texts[item["n"]]
+        if answer["answered"]:
+            assert {c["n"] for c in answer["citations"]} <= {e["n"] for e in answer["evidence"]}
+            # whatever SmolLM2 wrote, a returned sentence's specifics are in its passage
+            assert "I don't know" not in answer["answer"]
+        else:
+            assert answer["reason"]
+    quoted_answer = quoted.structured_content
+    assert quoted_answer["answered"] is True
+    assert "new_tokens" not in quoted_answer["timings"]  # no generation
+    assert any("StalledTimeHours" in s for e in quoted_answer["evidence"] for s in e["sentences"])

@@ -1,14 +1,24 @@
-"""answer_question: retrieve → numbered passages → constrained generation → cite, or abstain.
+"""answer_question: retrieve → numbered passages → constrained generation → checked, cited
+sentences, or an abstention that shows the closest evidence.
 
-Abstention uses two signals (MODELS.md shows a schema field alone never abstains):
-- retrieval support: the best dense similarity between the question and any chunk window;
-  below ``answer_min_support`` nothing in the docs is about the question;
-- the generator's probability that the passages answer the question (the mass on "yes"
-  to a separate judge prompt), below ``answer_min_p_answerable``;
-- optionally (``answer_model_may_abstain``) the answer model saying "I don't know"; off by
-  default because the 0.5B says it about as often when the answer is there as when it is not.
-Citations are constrained to the passage numbers that were in the prompt, so no answer can
-cite a passage it was not given.
+What the user gets is decided by the code, not by the prompt (a 0.5B follows "never invent"
+loosely). In order, each step a reason to abstain:
+1. *coverage of the question*: the question's specific terms (a product, an option, a
+   command) must occur in the passages; "How do I post to Slack?" over passages that never
+   say Slack is not answerable from them (``answer_min_question_coverage``).
+2. *hygiene*: an empty answer, a refusal, the prompt's instructions or the question echoed
+   back, a last sentence cut by the length bound are not answers; a generation that ran out
+   of tokens is retried once with half the passage text and a one-sentence bound.
+3. *support of each sentence* (:mod:`.support`): a sentence is kept only when one passage
+   contains all its specific terms and most of its content words within a few consecutive
+   sentences; it then cites that passage. Unsupported sentences are dropped; if none remain
+   the tool abstains.
+4. *the asked detail*: a question that asks for a number, an option or a command is answered
+   only when a kept sentence gives one the question did not already name
+   (``answer_check_asked_type``).
+Optional, when configured: the best dense similarity (``answer_min_support``) and a judge
+model's P(answerable) (``answer_judge_model`` + ``answer_min_p_answerable``).
+Every answer carries ``evidence``: the verbatim passage sentences that support it.
 """
 
 from __future__ import annotations
@@ -17,11 +27,27 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ..errors import GenerationError, InvalidInputError
 from ..runtime import Runtime
-from ..schemas import Answer, Citation, SearchHit
+from ..schemas import Answer, Citation, Evidence, SearchHit
 from .search import retrieve, to_hits
+from .support import (
+    Passage,
+    Term,
+    echoes,
+    is_finished,
+    question_coverage,
+    repeats_question,
+    select_evidence,
+    specific_terms,
+    split_sentences,
+    strip_markers,
+    support,
+    term_in,
+)
+from .support import says_unknown as says_unknown
 
 SYSTEM_PROMPT = (
     "You are a support assistant for DIRAC, the grid interware. Answer ONLY from the numbered "
@@ -29,11 +55,6 @@ SYSTEM_PROMPT = (
 )
 UNKNOWN_RULE = " If the passages do not contain the answer, say: I don't know."
 
-_NO_ANSWER = re.compile(
-    r"\b(i (do not|don't) know|not (mentioned|covered|specified|provided|stated|found)|"
-    r"(passages|documentation|context) (do|does) not)\b",
-    re.IGNORECASE,
-)
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -62,6 +83,7 @@ def build_messages(
     hits: list[SearchHit],
     max_chars_per_passage: int,
     model_may_abstain: bool = False,
+    one_sentence: bool = False,
 ) -> list[dict]:
     """The answer prompt. ``model_may_abstain`` adds the "say I don't know" rule; without it
     abstention is left to the judge (see ``answer_model_may_abstain``)."""
@@ -73,8 +95,12 @@ def build_messages(
         where = h.source + (f", page {h.page}" if h.page else "")
         blocks.append(f"[{h.rank}] {h.section} ({where})\n{text}")
     user = (
-        "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\n\n"
-        "Answer in one to three sentences, citing passages as [n]."
+        "Passages:\n\n"
+        + "\n\n".join(blocks)
+        + f"\n\nQuestion: {question}\n\n"
+        + ("Answer in one sentence" if one_sentence else "Answer in one to three sentences")
+        + ", in the passages' own words: give the exact option, command or value they "
+        "state. Cite passages as [n]."
     )
     system = SYSTEM_PROMPT
     if model_may_abstain:
@@ -110,8 +136,169 @@ def strip_bad_markers(answer: str, n_passages: int) -> str:
     return _MARKER.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= n_passages else "", answer)
 
 
-def says_unknown(answer: str) -> bool:
-    return bool(_NO_ANSWER.search(answer or "")) or not (answer or "").strip()
+# what a question asks for, recognised from its wording; the answer must then give one
+_ASKS_NUMBER = re.compile(
+    r"\bhow (many|much|long|often|large|big|frequently)\b|\b(which|what) port\b|"
+    r"\bafter how\b|\bwhat (size|number|limit|timeout)\b",
+    re.IGNORECASE,
+)
+_ASKS_OPTION = re.compile(
+    r"\b(which|what) (\w+ ){0,2}(options?|settings?|parameters?|attributes?|flags?|"
+    r"variables?|fields?|keys?|switch(es)?|values?)\b|\bname of the\b",
+    re.IGNORECASE,
+)
+_ASKS_COMMAND = re.compile(
+    r"\b(which|what) (\w+ ){0,2}(commands?|scripts?|tools?|sub-?commands?)\b|"
+    r"\bis there a (\w+ ){0,2}command\b",
+    re.IGNORECASE,
+)
+
+
+def asked_kind(question: str) -> str | None:
+    """number, option or command when the question asks for one; None otherwise."""
+    if _ASKS_COMMAND.search(question):
+        return "command"
+    if _ASKS_OPTION.search(question):
+        return "option"
+    if _ASKS_NUMBER.search(question):
+        return "number"
+    return None
+
+
+def _gives(kind: str, term: Term) -> bool:
+    if kind == "number":
+        return term.kind == "number"
+    if kind == "command":
+        return term.kind in ("identifier", "flag") and (
+            "-" in term.text or "_" in term.text or term.text.startswith("dirac")
+        )
+    return term.kind in ("identifier", "quoted", "flag", "path")
+
+
+@dataclass
+class CheckedSentence:
+    text: str  # without markers
+    passage: int | None  # the [n] that supports it (None: unsupported)
+    evidence: list[str] = field(default_factory=list)
+    problem: str | None = None  # why it was dropped
+
+
+@dataclass
+class AnswerCheck:
+    """The verdict on one generated answer against its passages (pure, replayable)."""
+
+    kept: list[CheckedSentence]
+    dropped: list[CheckedSentence]
+    problem: str | None = None  # why nothing can be returned (None: answer)
+
+    @property
+    def text(self) -> str:
+        return " ".join(f"{s.text} [{s.passage}]" for s in self.kept)
+
+
+def check_answer(
+    question: str,
+    text: str,
+    declared: list[int],
+    passages: list[Passage],
+    min_window_share: float,
+    check_asked_type: bool = True,
+    instructions: str = "",
+    evidence_sentences: int = 2,
+) -> AnswerCheck:
+    """Split ``text`` into sentences and keep those a passage supports, each citing the
+    passage that supports it (the one the model cited when that one does, else the best
+    other). ``declared`` are the citation numbers the model gave outside the text."""
+    raw = (text or "").strip()
+    if says_unknown(raw):
+        return AnswerCheck([], [], "the model found no answer in the passages")
+    if instructions and echoes(raw, instructions):
+        return AnswerCheck([], [], "the model repeated its instructions instead of answering")
+    if repeats_question(raw, question):
+        return AnswerCheck([], [], "the model repeated the question instead of answering")
+    kept: list[CheckedSentence] = []
+    dropped: list[CheckedSentence] = []
+    sentences = split_sentences(raw)
+    for i, sentence in enumerate(sentences):
+        clean, markers = strip_markers(sentence)
+        if not clean:
+            continue
+        if i == len(sentences) - 1 and not is_finished(sentence):
+            dropped.append(CheckedSentence(clean, None, problem="unfinished"))
+            continue
+        if repeats_question(clean, question) or says_unknown(clean):
+            dropped.append(CheckedSentence(clean, None, problem="adds nothing"))
+            continue
+        # the model's own citations first, then every other passage in rank order
+        order = [n for n in markers + list(declared or []) if 1 <= n <= len(passages)]
+        order += [n for n in range(1, len(passages) + 1) if n not in order]
+        chosen = None
+        for n in order:
+            verdict = support(clean, passages[n - 1], evidence_sentences)
+            if verdict.supported(min_window_share):
+                chosen = CheckedSentence(clean, n, verdict.evidence)
+                break
+        if chosen is None:
+            dropped.append(CheckedSentence(clean, None, problem="not supported by a passage"))
+        else:
+            kept.append(chosen)
+    if not kept:
+        reasons = {d.problem for d in dropped}
+        if reasons == {"unfinished"}:
+            return AnswerCheck(
+                [], dropped, "the answer was cut off before its first sentence ended"
+            )
+        return AnswerCheck(
+            [], dropped, "no sentence of the model's answer is supported by the passages"
+        )
+    if check_asked_type:
+        kind = asked_kind(question)
+        if kind is not None:
+            asked = {t.text.lower() for t in specific_terms(question)}
+            given = [
+                t
+                for s in kept
+                for t in specific_terms(s.text)
+                if t.text.lower() not in asked
+                and _gives(kind, t)
+                and term_in(t, passages[s.passage - 1].normalized)
+            ]
+            if not given:
+                return AnswerCheck(
+                    [], kept + dropped, f"the passages do not give the {kind} the question asks for"
+                )
+    return AnswerCheck(kept, dropped)
+
+
+def _passages(hits: list[SearchHit], max_chars: int) -> list[Passage]:
+    return [Passage(_clip(h.text, max_chars), f"{h.section} {h.source}") for h in hits]
+
+
+def _clip(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[:max_chars] + "…"
+
+
+def _evidence_item(hit: SearchHit, sentences: list[str]) -> Evidence:
+    return Evidence(
+        n=hit.rank,
+        source=hit.source,
+        section=hit.section,
+        link=hit.link,
+        page=hit.page,
+        sentences=sentences,
+    )
+
+
+def closest_evidence(
+    question: str, hits: list[SearchHit], passages: list[Passage], k: int
+) -> list[Evidence]:
+    """Each passage's sentences closest to the question (evidence-only mode, abstentions)."""
+    items = []
+    for hit, passage in zip(hits, passages, strict=True):
+        sentences = select_evidence(question, passage, k)
+        if sentences:
+            items.append(_evidence_item(hit, sentences))
+    return items
 
 
 def answer_question(
@@ -120,19 +307,34 @@ def answer_question(
     limit: int | None = None,
     cancel: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    mode: str | None = None,
+    trace: dict | None = None,
 ) -> Answer:
+    """Answer ``question`` from the index, or abstain. ``trace``, when given, receives each
+    raw generation (text, citations, finish reason) so an evaluation can replay the checks
+    offline with other thresholds (benchmarks/calibrate_answers.py)."""
     settings = runtime.settings
     limit = settings.answer_passages if limit is None else limit
+    mode = mode or settings.answer_mode
+    if mode not in ("generate", "evidence"):
+        raise InvalidInputError(f"mode must be 'generate' or 'evidence', got {mode!r}")
     if not 1 <= limit <= settings.answer_max_passages:
         raise InvalidInputError(
             f"limit must be between 1 and {settings.answer_max_passages}, got {limit}"
         )
     timings: dict[str, float] = {}
+    signals: dict[str, float] = {}
     started = time.perf_counter()
     chunks = retrieve(runtime, question, limit)
-    support = runtime.best_dense_similarity(question)
+    support_score = runtime.best_dense_similarity(question)
     hits, _ = to_hits(chunks, settings.max_result_chars)
+    passages = _passages(hits, settings.answer_max_chars_per_passage)
+    coverage = question_coverage(question, passages)
+    signals["question_term_coverage"] = round(coverage.term_share, 4)
+    signals["question_word_coverage"] = round(coverage.word_share, 4)
+    signals["question_terms"] = float(len(coverage.terms))
     timings["retrieval_s"] = round(time.perf_counter() - started, 4)
+    k_evidence = settings.answer_evidence_sentences
 
     def abstain(reason: str, **extra) -> Answer:
         timings["total_s"] = round(time.perf_counter() - started, 4)
@@ -142,38 +344,62 @@ def answer_question(
             answer="I don't know: " + reason,
             reason=reason,
             passages=hits,
-            support=support,
+            support=support_score,
+            evidence=closest_evidence(question, hits, passages, k_evidence),
+            signals=signals,
             timings=timings,
             **extra,
         )
 
     if not hits:
         return abstain("the index has no passage for this question")
-    if support is not None and support < settings.answer_min_support:
+    if support_score is not None and support_score < settings.answer_min_support:
         return abstain(
-            f"no passage is close to the question (best similarity {support:.2f} < "
+            f"no passage is close to the question (best similarity {support_score:.2f} < "
             f"{settings.answer_min_support:.2f})"
         )
+    if coverage.term_share < settings.answer_min_question_coverage:
+        missing = ", ".join(repr(t) for t in coverage.missing_terms[:4])
+        return abstain(f"the documentation passages found never mention {missing}")
 
-    from ..generator import load_generator
+    if mode == "evidence":
+        evidence = closest_evidence(question, hits, passages, k_evidence)
+        if not evidence:
+            return abstain("no passage sentence shares a word with the question")
+        timings["total_s"] = round(time.perf_counter() - started, 4)
+        return Answer(
+            question=question,
+            answered=True,
+            answer="\n".join(f'"{s}" [{e.n}]' for e in evidence for s in e.sentences),
+            citations=[_citation(hits[e.n - 1]) for e in evidence],
+            passages=hits,
+            support=support_score,
+            evidence=evidence,
+            signals=signals,
+            timings=timings,
+        )
 
     t0 = time.perf_counter()
-    generator = load_generator(settings)
+    generator = runtime.generator() if hasattr(runtime, "generator") else _load(settings)
     timings["generator_load_s"] = round(time.perf_counter() - t0, 4)
-    messages = build_messages(
-        question, hits, settings.answer_max_chars_per_passage, settings.answer_model_may_abstain
-    )
 
     p_answerable = None
     if settings.answer_min_p_answerable > 0:
         t0 = time.perf_counter()
         judge = generator
         if settings.answer_judge_model and settings.answer_judge_model != settings.generator_model:
-            judge = load_generator(
-                settings.model_copy(update={"generator_model": settings.answer_judge_model})
+            judge_settings = settings.model_copy(
+                update={"generator_model": settings.answer_judge_model}
             )
+            judge = (
+                runtime.generator(settings.answer_judge_model)
+                if hasattr(runtime, "generator")
+                else _load(judge_settings)
+            )
+        messages = build_messages(question, hits, settings.answer_max_chars_per_passage)
         p_answerable = judge.yes_probability(judge_messages(question, messages))
         timings["judge_s"] = round(time.perf_counter() - t0, 4)
+        signals["p_answerable"] = round(p_answerable, 4)
         if p_answerable < settings.answer_min_p_answerable:
             return abstain(
                 f"the passages do not seem to answer it (p={p_answerable:.2f})",
@@ -182,19 +408,80 @@ def answer_question(
             )
 
     budget = settings.generator_max_new_tokens
-    try:
-        generation = generator.generate(
-            messages,
-            max_new_tokens=budget,
-            # ~3 characters a token, leaving room for the citations and the JSON around it,
-            # so the JSON closes before the token cap
-            json_schema=answer_schema(len(hits), max(40, 3 * (budget - 24))),
-            timeout_s=settings.generator_timeout_s,
-            cancel=cancel,
-            on_progress=on_progress,
+    attempts = [
+        # ~3 characters a token, leaving room for the citations and the JSON around it, so
+        # the JSON closes before the token cap
+        (settings.answer_max_chars_per_passage, max(40, 3 * (budget - 24)), False),
+        # the retry: half the passage text and a one-sentence bound
+        (max(200, settings.answer_max_chars_per_passage // 2), max(40, budget), True),
+    ]
+    check: AnswerCheck | None = None
+    generation = None
+    retry_reason = None
+    for attempt, (chars, max_chars, short) in enumerate(attempts):
+        messages = build_messages(
+            question, hits, chars, settings.answer_model_may_abstain, one_sentence=short
         )
-    except GenerationError as exc:
-        return abstain(f"the model gave no complete answer ({exc})", model=generator.model_id)
+        try:
+            generation = generator.generate(
+                messages,
+                max_new_tokens=budget,
+                json_schema=answer_schema(len(hits), max_chars),
+                timeout_s=settings.generator_timeout_s,
+                cancel=cancel,
+                on_progress=on_progress,
+            )
+        except GenerationError as exc:
+            retry_reason = f"the model gave no complete answer ({exc})"
+            generation = None
+            if attempt == 0 and not (cancel is not None and cancel.is_set()):
+                continue
+            break
+        if generation.finish_reason == "cancelled":
+            return abstain("cancelled", model=generator.model_id, p_answerable=p_answerable)
+        data = generation.data or {}
+        text = strip_bad_markers(str(data.get("answer", "")).strip(), len(hits))
+        if trace is not None:
+            trace.setdefault("attempts", []).append(
+                {
+                    "answer": text,
+                    "citations": list(data.get("citations", []) or []),
+                    "finish_reason": generation.finish_reason,
+                    "max_chars_per_passage": chars,
+                    "new_tokens": generation.new_tokens,
+                }
+            )
+        check = check_answer(
+            question,
+            text,
+            list(data.get("citations", []) or []),
+            _passages(hits, chars),
+            settings.answer_min_window_share,
+            settings.answer_check_asked_type,
+            instructions=messages[0]["content"]
+            + "\n"
+            + messages[-1]["content"].split("\n\nQuestion:")[-1],
+            evidence_sentences=k_evidence,
+        )
+        out_of_budget = generation.finish_reason in ("length", "timeout") or (
+            check.problem is not None and check.problem.startswith("the answer was cut off")
+        )
+        if attempt == 0 and out_of_budget:
+            retry_reason = (
+                "the first answer ran out of its token budget"
+                if generation.finish_reason == "length"
+                else "the first answer was cut off"
+                if generation.finish_reason != "timeout"
+                else "the first answer ran out of time"
+            )
+            signals["retries"] = 1.0
+            continue
+        break
+    if generation is None or check is None:
+        signals["retries"] = 1.0
+        return abstain(
+            retry_reason or "the model gave no complete answer", model=generator.model_id
+        )
     timings.update(
         generation_s=round(generation.seconds, 4),
         ttft_s=round(generation.ttft_s or 0.0, 4),
@@ -202,49 +489,71 @@ def answer_question(
         prompt_tokens=float(generation.prompt_tokens),
         tokens_per_s=round(generation.tokens_per_s, 2),
     )
-    data = generation.data or {}
-    text = strip_bad_markers(str(data.get("answer", "")).strip(), len(hits))
-    if generation.finish_reason == "cancelled":
-        return abstain("cancelled", model=generator.model_id, p_answerable=p_answerable)
-    if says_unknown(text):
-        return abstain(
-            "the passages do not contain the answer",
-            model=generator.model_id,
-            p_answerable=p_answerable,
-        )
-    numbers = cited_numbers(text, data.get("citations", []), len(hits))
-    by_rank = {h.rank: h for h in hits}
-    citations = [
-        Citation(
-            n=n,
-            source=by_rank[n].source,
-            section=by_rank[n].section,
-            chunk_id=by_rank[n].chunk_id,
-            link=by_rank[n].link,
-            page=by_rank[n].page,
-        )
-        for n in numbers
-    ]
+    signals["sentences_supported"] = float(len(check.kept))
+    signals["sentences_generated"] = float(len(check.kept) + len(check.dropped))
+    signals.setdefault("retries", 0.0)
+    if check.problem is not None:
+        reason = check.problem
+        if retry_reason and signals["retries"]:
+            reason += f" (retried once: {retry_reason})"
+        return abstain(reason, model=generator.model_id, p_answerable=p_answerable)
+    cited: list[int] = []
+    for sentence in check.kept:
+        if sentence.passage not in cited:
+            cited.append(sentence.passage)
+    evidence = []
+    for n in cited:
+        sentences: list[str] = []
+        for s in check.kept:
+            if s.passage == n:
+                sentences += [e for e in s.evidence if e not in sentences]
+        evidence.append(_evidence_item(hits[n - 1], sentences[: 2 * k_evidence]))
     timings["total_s"] = round(time.perf_counter() - started, 4)
     return Answer(
         question=question,
         answered=True,
-        answer=text,
-        citations=citations,
+        answer=check.text,
+        citations=[_citation(hits[n - 1]) for n in cited],
         passages=hits,
         model=generator.model_id,
-        support=support,
+        support=support_score,
         p_answerable=p_answerable,
+        evidence=evidence,
+        signals=signals,
         timings=timings,
     )
 
 
+def _citation(hit: SearchHit) -> Citation:
+    return Citation(
+        n=hit.rank,
+        source=hit.source,
+        section=hit.section,
+        chunk_id=hit.chunk_id,
+        link=hit.link,
+        page=hit.page,
+    )
+
+
+def _load(settings):
+    from ..generator import load_generator
+
+    return load_generator(settings)
+
+
 def format_answer(answer: Answer) -> str:
+    """The text content: the answer, each cited passage with its verbatim evidence; for an
+    abstention the reason and the closest passages with their closest sentences."""
     lines = [answer.answer]
-    if answer.citations:
+    quotes = {e.n: e.sentences for e in answer.evidence}
+    if answer.answered and answer.citations:
         lines.append("")
-        lines += [f"[{c.n}] {c.section or c.source} — {c.link}" for c in answer.citations]
+        for c in answer.citations:
+            lines.append(f"[{c.n}] {c.section or c.source} — {c.link}")
+            lines += [f'    "{s}"' for s in quotes.get(c.n, [])]
     elif not answer.answered and answer.passages:
         lines.append("\nClosest passages:")
-        lines += [f"[{h.rank}] {h.section or h.source} — {h.link}" for h in answer.passages[:3]]
+        for h in answer.passages[:3]:
+            lines.append(f"[{h.rank}] {h.section or h.source} — {h.link}")
+            lines += [f'    "{s}"' for s in quotes.get(h.rank, [])[:1]]
     return "\n".join(lines)

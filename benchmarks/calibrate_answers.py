@@ -1,0 +1,124 @@
+"""Choose answer_question's abstention thresholds on stored generations, without generating.
+
+Input: the JSON of ``dirac-docs-mcp eval QUESTIONS --answers --json RUN.json`` run with
+``DIRAC_MCP_ANSWER_MIN_QUESTION_COVERAGE=0`` (so every question reaches the model and its
+raw generation is stored in the row). Each grid point replays the same pure checks the tool
+runs (:func:`check_answer` on the stored text, the question coverage on the stored passages)
+and prints the issue's figures, so a thin margin over neighbouring thresholds is visible.
+
+    python benchmarks/calibrate_answers.py RUN.json --questions ../shared/eval/dev.jsonl \
+        --aliases ../shared/corpus/pdf/pdf_sources.json [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+from dirac_docs_mcp.evaluation import load_aliases, load_questions, norm_path, norm_text
+from dirac_docs_mcp.tools.answer import SYSTEM_PROMPT, check_answer
+from dirac_docs_mcp.tools.support import Passage, question_coverage
+
+WINDOW_SHARES = (0.4, 0.5, 0.6, 0.7, 0.8)
+COVERAGES = (0.0, 0.5, 0.75, 1.0)
+
+
+def replay(row: dict, question: dict, aliases: dict, window: float, coverage: float, typed: bool):
+    """The tool's verdict on one stored row at these thresholds: (answered, text, cited)."""
+    hits = row["passages"]
+    if not hits:
+        return False, "", []
+    full = [Passage(h["text"], f"{h['section']} {h['source']}") for h in hits]
+    if question_coverage(question["question"], full).term_share < coverage:
+        return False, "", []
+    if not row["attempts"]:
+        return False, "", []
+    attempt = row["attempts"][-1]
+    chars = attempt["max_chars_per_passage"]
+    passages = [
+        Passage(
+            h["text"] if len(h["text"]) <= chars else h["text"][:chars] + "…",
+            f"{h['section']} {h['source']}",
+        )
+        for h in hits
+    ]
+    check = check_answer(
+        question["question"],
+        attempt["answer"],
+        attempt["citations"],
+        passages,
+        window,
+        typed,
+        instructions=SYSTEM_PROMPT,
+    )
+    if check.problem is not None:
+        return False, "", []
+    cited = sorted({s.passage for s in check.kept})
+    return True, check.text, [hits[n - 1]["source"] for n in cited]
+
+
+def figures(rows: list[dict], questions: dict, aliases: dict, **thresholds) -> dict:
+    scored = []
+    for row in rows:
+        q = questions[row["id"]]
+        answered, text, cited = replay(row, q, aliases, **thresholds)
+        gold = {q.get("source")} | set(q.get("alt_sources", []))
+        scored.append(
+            {
+                "unanswerable": row["unanswerable"],
+                "near": row["near_miss"],
+                "answered": answered,
+                "kp": answered
+                and any(norm_text(k) in norm_text(text) for k in q.get("keyphrases", [])),
+                "cite": answered and any(norm_path(s, aliases) in gold for s in cited),
+                "gold_given": row["gold_given"],
+            }
+        )
+    ans = [r for r in scored if not r["unanswerable"]]
+    una = [r for r in scored if r["unanswerable"]]
+    near = [r for r in una if r["near"]]
+    given = [r for r in ans if r["gold_given"]]
+
+    def share(items, key):
+        return round(sum(1 for r in items if key(r)) / len(items), 3) if items else 0.0
+
+    return {
+        **thresholds,
+        "unanswerable_abstained": share(una, lambda r: not r["answered"]),
+        "near_misses_abstained": share(near, lambda r: not r["answered"]),
+        "answerable_wrongly_abstained": share(ans, lambda r: not r["answered"]),
+        "answered_with_gold_keyphrase": share(ans, lambda r: r["kp"]),
+        "cites_gold_when_given": share(given, lambda r: r["cite"]),
+        "gold_given": len(given),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("--questions", default="../shared/eval/dev.jsonl")
+    parser.add_argument("--aliases", default="../shared/corpus/pdf/pdf_sources.json")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    rows = json.loads(Path(args.run).read_text())["rows"]
+    questions = {q["id"]: q for q in load_questions(Path(args.questions))}
+    aliases = load_aliases(Path(args.aliases)) if Path(args.aliases).exists() else {}
+    grid = []
+    print("window cover typed | unans abst | near abst | false abst | keyphrase | cites gold (n)")
+    for window, coverage, typed in itertools.product(WINDOW_SHARES, COVERAGES, (False, True)):
+        f = figures(rows, questions, aliases, window=window, coverage=coverage, typed=typed)
+        grid.append(f)
+        print(
+            f"{window:6.2f} {coverage:5.2f} {int(typed):5d} | {f['unanswerable_abstained']:10.3f} | "
+            f"{f['near_misses_abstained']:9.3f} | {f['answerable_wrongly_abstained']:10.3f} | "
+            f"{f['answered_with_gold_keyphrase']:9.3f} | {f['cites_gold_when_given']:.3f} "
+            f"({f['gold_given']})"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(grid, indent=1))
+
+
+if __name__ == "__main__":
+    main()
