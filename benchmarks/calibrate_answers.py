@@ -17,21 +17,31 @@ import itertools
 import json
 from pathlib import Path
 
-from dirac_docs_mcp.evaluation import load_aliases, load_questions, norm_path, norm_text
-from dirac_docs_mcp.tools.answer import SYSTEM_PROMPT, check_answer
+from dirac_docs_mcp.evaluation import auroc, load_aliases, load_questions, norm_path, norm_text
+from dirac_docs_mcp.tools.answer import SYSTEM_PROMPT, answer_instruction, check_answer
 from dirac_docs_mcp.tools.support import Passage, question_coverage
 
 WINDOW_SHARES = (0.4, 0.5, 0.6, 0.7, 0.8)
 COVERAGES = (0.0, 0.5, 0.75, 1.0)
+QUESTION_WINDOWS = (0.0, 0.3, 0.4, 0.5, 0.6)
 
 
-def replay(row: dict, question: dict, aliases: dict, window: float, coverage: float, typed: bool):
+def replay(
+    row: dict,
+    question: dict,
+    aliases: dict,
+    window: float,
+    coverage: float,
+    typed: bool,
+    qwindow: float = 0.0,
+):
     """The tool's verdict on one stored row at these thresholds: (answered, text, cited)."""
     hits = row["passages"]
     if not hits:
         return False, "", []
     full = [Passage(h["text"], f"{h['section']} {h['source']}") for h in hits]
-    if question_coverage(question["question"], full).term_share < coverage:
+    cover = question_coverage(question["question"], full)
+    if cover.term_share < coverage or cover.window_share < qwindow:
         return False, "", []
     if not row["attempts"]:
         return False, "", []
@@ -51,7 +61,7 @@ def replay(row: dict, question: dict, aliases: dict, window: float, coverage: fl
         passages,
         window,
         typed,
-        instructions=SYSTEM_PROMPT,
+        instructions=SYSTEM_PROMPT + "\n" + answer_instruction(len(row["attempts"]) > 1),
     )
     if check.problem is not None:
         return False, "", []
@@ -95,6 +105,32 @@ def figures(rows: list[dict], questions: dict, aliases: dict, **thresholds) -> d
     }
 
 
+def signal_auroc(rows: list[dict], questions: dict) -> None:
+    """Each question-side signal recomputed from the stored passages, and the stored ones:
+    AUROC answerable vs unanswerable, and vs near misses alone."""
+    values: dict[str, dict[str, float]] = {}
+    for row in rows:
+        hits = row["passages"]
+        full = [Passage(h["text"], f"{h['section']} {h['source']}") for h in hits]
+        cover = question_coverage(questions[row["id"]]["question"], full)
+        values[row["id"]] = {
+            "question_term_coverage": cover.term_share,
+            "question_word_coverage": cover.word_share,
+            "question_window_coverage": cover.window_share,
+            "support": row["signals"].get("support") or 0.0,
+        }
+    for name in (
+        "question_term_coverage",
+        "question_word_coverage",
+        "question_window_coverage",
+        "support",
+    ):
+        pos = [values[r["id"]][name] for r in rows if not r["unanswerable"]]
+        neg = [values[r["id"]][name] for r in rows if r["unanswerable"]]
+        near = [values[r["id"]][name] for r in rows if r["near_miss"]]
+        print(f"AUROC {name}: {auroc(pos, neg):.3f} (near misses {auroc(pos, near):.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
@@ -107,11 +143,17 @@ def main() -> None:
     aliases = load_aliases(Path(args.aliases)) if Path(args.aliases).exists() else {}
     grid = []
     print("window cover typed | unans abst | near abst | false abst | keyphrase | cites gold (n)")
-    for window, coverage, typed in itertools.product(WINDOW_SHARES, COVERAGES, (False, True)):
-        f = figures(rows, questions, aliases, window=window, coverage=coverage, typed=typed)
+    signal_auroc(rows, questions)
+    for window, coverage, typed, qwindow in itertools.product(
+        WINDOW_SHARES, COVERAGES, (False, True), QUESTION_WINDOWS
+    ):
+        f = figures(
+            rows, questions, aliases, window=window, coverage=coverage, typed=typed, qwindow=qwindow
+        )
         grid.append(f)
         print(
-            f"{window:6.2f} {coverage:5.2f} {int(typed):5d} | {f['unanswerable_abstained']:10.3f} | "
+            f"{window:6.2f} {coverage:5.2f} {int(typed):5d} {qwindow:4.2f} | "
+            f"{f['unanswerable_abstained']:10.3f} | "
             f"{f['near_misses_abstained']:9.3f} | {f['answerable_wrongly_abstained']:10.3f} | "
             f"{f['answered_with_gold_keyphrase']:9.3f} | {f['cites_gold_when_given']:.3f} "
             f"({f['gold_given']})"

@@ -201,6 +201,8 @@ def _eval_answers(args: argparse.Namespace, questions: list[dict], aliases: dict
             answer = answer_question(runtime, q["question"], trace=trace)
             row = answer_row(q, answer, aliases, trace)
             rows.append(row)
+            if args.json:  # kept current, so a long run can be read (and replayed) midway
+                Path(args.json).write_text(json.dumps({"summary": None, "rows": rows}))
             print(
                 f"{q['id']}  {'ANS' if row['answered'] else 'ABST'}  kp={int(row['keyphrase'])} "
                 f"cite={int(row['cites_gold'])}  {row['seconds']:.1f}s  {row['answer'][:70]!r}",

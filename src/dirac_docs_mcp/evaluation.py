@@ -119,6 +119,7 @@ def run_retrieval(
 ANSWER_SIGNALS = (
     "question_term_coverage",
     "question_word_coverage",
+    "question_window_coverage",
     "support",
     "supported_share",
     "p_answerable",

@@ -78,6 +78,15 @@ def answer_schema(n_passages: int, max_answer_chars: int = 1200) -> dict:
     }
 
 
+def answer_instruction(one_sentence: bool = False) -> str:
+    """The instruction after the question; with SYSTEM_PROMPT, the text an answer must not
+    echo back."""
+    return ("Answer in one sentence" if one_sentence else "Answer in one to three sentences") + (
+        ", in the passages' own words: give the exact option, command or value they state. "
+        "Cite passages as [n]."
+    )
+
+
 def build_messages(
     question: str,
     hits: list[SearchHit],
@@ -98,9 +107,7 @@ def build_messages(
         "Passages:\n\n"
         + "\n\n".join(blocks)
         + f"\n\nQuestion: {question}\n\n"
-        + ("Answer in one sentence" if one_sentence else "Answer in one to three sentences")
-        + ", in the passages' own words: give the exact option, command or value they "
-        "state. Cite passages as [n]."
+        + answer_instruction(one_sentence)
     )
     system = SYSTEM_PROMPT
     if model_may_abstain:
@@ -332,6 +339,7 @@ def answer_question(
     coverage = question_coverage(question, passages)
     signals["question_term_coverage"] = round(coverage.term_share, 4)
     signals["question_word_coverage"] = round(coverage.word_share, 4)
+    signals["question_window_coverage"] = round(coverage.window_share, 4)
     signals["question_terms"] = float(len(coverage.terms))
     timings["retrieval_s"] = round(time.perf_counter() - started, 4)
     k_evidence = settings.answer_evidence_sentences
@@ -458,9 +466,7 @@ def answer_question(
             _passages(hits, chars),
             settings.answer_min_window_share,
             settings.answer_check_asked_type,
-            instructions=messages[0]["content"]
-            + "\n"
-            + messages[-1]["content"].split("\n\nQuestion:")[-1],
+            instructions=messages[0]["content"] + "\n" + answer_instruction(short),
             evidence_sentences=k_evidence,
         )
         out_of_budget = generation.finish_reason in ("length", "timeout") or (

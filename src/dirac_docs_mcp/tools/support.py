@@ -356,6 +356,7 @@ class Coverage:
     terms: list[str]  # the question's specific terms (proper nouns included)
     missing_terms: list[str]  # specific terms in no passage
     word_share: float  # share of the question's content words found in some passage
+    window_share: float = 0.0  # the same, together in one passage's best sentence window
 
     @property
     def term_share(self) -> float:
@@ -368,7 +369,8 @@ def question_coverage(question: str, passages: Sequence[Passage]) -> Coverage:
     words = claim_words(question)
     found = set().union(*(p.words for p in passages)) if passages else set()
     share = sum(1 for w in words if w in found) / len(words) if words else 1.0
-    return Coverage([t.text for t in terms], missing, share)
+    window = max((support(question, p, 0).window_share for p in passages), default=0.0)
+    return Coverage([t.text for t in terms], missing, share, window)
 
 
 # --------------------------------------------------------------------------------------
