@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 
 from .config import Settings, load_settings
-from .errors import ConfigError, DiracDocsError
+from .errors import (
+    ConfigError,
+    DiracDocsError,
+    InvalidInputError,
+    NotFoundError,
+    OutputError,
+)
 
 log = logging.getLogger("dirac_docs_mcp")
 
@@ -25,20 +31,79 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr and exit code 2, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, not {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {port}")
+    return port
+
+
+def check_qdrant_url(url: str | None, what: str = "qdrant_url") -> None:
+    """A Qdrant URL must be http(s)://host[:port][/path]: a typo is a config error (2), not an
+    index error (4) found later when the client fails to connect."""
+    if url is None:
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ConfigError(f"invalid {what} {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"invalid {what} {url!r}: expected http(s)://HOST[:PORT], e.g. http://localhost:6333"
+        )
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
+    settings = load_settings(
         index_path=getattr(args, "index", None),
         qdrant_url=getattr(args, "qdrant_url", None),
         collection=getattr(args, "collection", None),
         embedding_model=getattr(args, "embedding_model", None),
         dense2_model=getattr(args, "dense2_model", None),
     )
+    check_qdrant_url(settings.qdrant_url)
+    return settings
+
+
+def _check_index_paths(paths: list[str]) -> None:
+    """Each path must be a folder or a file of a type the indexer reads; anything else (a
+    device such as /dev/null, /etc/passwd) is refused before anything is indexed, so its
+    parent never becomes an indexed root."""
+    from .indexer.loaders import SUPPORTED_SUFFIXES
+
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise NotFoundError(f"{raw} does not exist")
+        if path.is_dir():
+            continue
+        if not path.is_file():
+            raise InvalidInputError(f"{raw} is neither a folder nor a regular file")
+        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise InvalidInputError(
+                f"{raw}: unsupported file type {path.suffix or '(no suffix)'}; index reads "
+                f"folders and {' '.join(sorted(SUPPORTED_SUFFIXES))} files"
+            )
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from .indexer.pipeline import Indexer
     from .runtime import Runtime
 
+    _check_index_paths(args.paths)
     settings = _settings(args)
     with Runtime(settings) as runtime:
         report = Indexer(runtime.store, runtime.encoders, settings).run(
@@ -85,6 +150,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from .store import Store, copy_index
 
     source_settings = _settings(args)
+    check_qdrant_url(args.to_url, "--to-url")
     if source_settings.qdrant_url:
         raise ConfigError("migrate copies the embedded index: give the server with --to-url only")
     target_settings = source_settings.model_copy(
@@ -106,10 +172,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.http:
-        run_server(settings, "streamable-http", host=args.host, port=args.port)
-    else:
-        run_server(settings, "stdio")
-    return 0
+        return run_server(settings, "streamable-http", host=args.host, port=args.port)
+    return run_server(settings, "stdio")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -223,6 +287,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .runtime import Runtime
     from .tools.search import retrieve
 
+    for name in (args.questions, args.aliases):
+        if name and not Path(name).is_file():
+            raise NotFoundError(
+                f"{name} does not exist" if not Path(name).exists() else f"{name} is not a file"
+            )
     questions = load_questions(Path(args.questions))
     aliases = load_aliases(Path(args.aliases) if args.aliases else None)
     if args.answers:
@@ -283,11 +352,11 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="dirac-docs-mcp", description="Offline DIRAC documentation assistant (MCP server)."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _OneLineParser(add_help=False)
     common.add_argument("--index", help="embedded index folder (default: <data dir>/index)")
     common.add_argument("--qdrant-url", help="use a Qdrant server instead of the embedded index")
     common.add_argument("--collection", help="collection name (default dirac_docs)")
@@ -320,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
     p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -404,19 +473,96 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Arguments that are not valid UTF-8 reach Python as lone surrogates; refuse them here
+    rather than fail somewhere deep with a UnicodeEncodeError."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    flag = name.replace("_", "-")
+                    raise InvalidInputError(f"argument {flag} is not valid UTF-8") from None
+
+
+class _GuardedStdout:
+    """sys.stdout whose write errors (reader gone, disk full) become one OutputError."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as exc:
+            _silence_stdout(self._inner)
+            raise OutputError(f"could not write output: {exc.strerror or exc}") from None
+
+    def write(self, text: str) -> int:
+        return self._guard(self._inner.write, text)
+
+    def flush(self) -> None:
+        self._guard(self._inner.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+def _silence_stdout(stream) -> None:
+    """Point fd 1 at /dev/null so the interpreter's own flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _fail(message: str, code: int) -> int:
+    try:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    except OSError:
+        pass
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    real_stdout = sys.stdout
+    sys.stdout = _GuardedStdout(real_stdout)
+    try:
+        _check_text_arguments(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except DiracDocsError as exc:
+        return _fail(" ".join(str(exc).split()) or type(exc).__name__, exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # a bug: still one line; -v logs the traceback
+        log.debug("unexpected error", exc_info=True)
+        detail = " ".join(str(exc).split())[:300]
+        return _fail(f"unexpected {type(exc).__name__}: {detail} (rerun with -v for details)", 1)
+    finally:
+        sys.stdout = real_stdout
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    try:
-        return args.func(args)
-    except DiracDocsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    code = _run(args)
+    if args.command == "serve" and argv is None:
+        # A tool call still running in a worker thread (a model loading, a generation) would
+        # hold the interpreter's exit until it finishes; the server is done, so leave now.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

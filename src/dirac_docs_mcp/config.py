@@ -216,6 +216,27 @@ class Settings(BaseSettings):
         "http://localhost:<port> and http://[::1]:<port> (env: a JSON list)",
     )
     http_max_body_bytes: int = Field(default=1_000_000, ge=1_024, le=100_000_000)
+    http_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="serve --http: a connection that takes longer than this to send a request's "
+        "headers, or that pauses this long while sending its body, is answered 408 and closed",
+    )
+    http_session_idle_s: float = Field(
+        default=1800.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="serve --http: a session with no request for this long is closed and its "
+        "memory freed; the client must initialize again",
+    )
+    max_concurrent_generations: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="answer_question and generate_qa_pairs calls running at once; a call beyond "
+        "this gets a 'busy, retry' tool error at once instead of waiting",
+    )
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
@@ -264,15 +285,44 @@ class Settings(BaseSettings):
         )
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build Settings, turning validation errors into one readable ConfigError."""
-    from pydantic import ValidationError
+def _check_config_file() -> None:
+    """A config file named by DIRAC_MCP_CONFIG_FILE must exist; any config file must parse."""
+    import tomllib
 
     from .errors import ConfigError
 
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    path = _toml_path()
+    if explicit and not path.is_file():
+        raise ConfigError(
+            f"config file {path} (DIRAC_MCP_CONFIG_FILE) "
+            f"{'is not a file' if path.exists() else 'does not exist'}"
+        )
+    if not path.exists():
+        return
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation errors into one readable ConfigError."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from .errors import ConfigError
+
+    _check_config_file()
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**clean)
+    except SettingsError as exc:  # e.g. a list setting whose variable is not JSON
+        cause = exc.__cause__
+        detail = f": {str(cause).splitlines()[0]}" if cause else ""
+        raise ConfigError(f"{str(exc).splitlines()[0]}{detail}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"

@@ -1,5 +1,10 @@
 """One exception family. The CLI maps it to a one-line message and exit code; the MCP
-server maps it to a tool error result (``isError``)."""
+server maps it to a tool error result (``isError``).
+
+Exit codes (the README lists the same): 2 bad input or configuration (a port in use
+included), 3 model (loading or generating), 4 index, 5 not found, 6 output could not be
+written (stdout closed or full), 1 an unexpected error (a bug: ``-v`` shows its traceback),
+130 interrupted (SIGINT), 143 terminated (SIGTERM, ``serve``)."""
 
 from __future__ import annotations
 
@@ -53,4 +58,12 @@ class NotFoundError(DiracDocsError):
 
 
 class GenerationError(DiracDocsError):
-    """The generator failed or ran out of its time budget."""
+    """The generator failed or ran out of its time budget (a model error for the CLI)."""
+
+    exit_code = 3
+
+
+class OutputError(DiracDocsError):
+    """Standard output could not be written (the reader went away, or the disk is full)."""
+
+    exit_code = 6

@@ -6,13 +6,20 @@ in a worker thread, so the handshake and ``tools/list`` never wait for them.
 
 # No `from __future__ import annotations`: the SDK evaluates the tools' annotations, which
 # use build_server's locals (settings, max_limit).
+import json
 import logging
+import os
+import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 import anyio
+import anyio.abc
+import anyio.lowlevel
+import mcp_types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp_types import (
@@ -125,8 +132,47 @@ async def _run_cancellable(
         cancel.set()
 
 
-def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServer:
+class GenerationSlots:
+    """At most ``limit`` generations (answer_question, generate_qa_pairs) at once. A call
+    beyond it is refused at once with a "busy, retry" tool error: queued behind minutes of
+    generation it would only time out in the client."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self._used >= self.limit:
+                return False
+            self._used += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._used = max(0, self._used - 1)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if not self.try_acquire():
+            raise ToolError(
+                f"busy: {self.limit} generation(s) already running "
+                "(max_concurrent_generations); retry in a minute, or use search_dirac_docs"
+            )
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def build_server(
+    settings: Settings,
+    runtime: Runtime | None = None,
+    generation_slots: GenerationSlots | None = None,
+) -> MCPServer:
     runtime = runtime or Runtime(settings)
+    slots = generation_slots or GenerationSlots(settings.max_concurrent_generations)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
@@ -161,7 +207,10 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
             ),
         ],
         limit: Annotated[
-            int, Field(ge=1, le=max_limit, description=f"number of passages (1-{max_limit})")
+            int,
+            Field(
+                strict=True, ge=1, le=max_limit, description=f"number of passages (1-{max_limit})"
+            ),
         ] = settings.search_default_limit,
         section: Annotated[
             str | None,
@@ -199,6 +248,7 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
         limit: Annotated[
             int,
             Field(
+                strict=True,
                 ge=1,
                 le=settings.answer_max_passages,
                 description="passages given to the model",
@@ -207,6 +257,7 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
         evidence_only: Annotated[
             bool | None,
             Field(
+                strict=True,
                 description="true: return the passages' own supporting sentences with "
                 "citations and no generated text (fast; for a host whose model writes the "
                 "answer); default: the server's answer_mode setting",
@@ -214,17 +265,23 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
         ] = None,
     ) -> Annotated[CallToolResult, Answer]:
         mode = None if evidence_only is None else ("evidence" if evidence_only else "generate")
-        answer = await _run_cancellable(
-            ctx,
-            lambda cancel, progress: answer_question(
+        quoting = (mode or settings.answer_mode) == "evidence"
+
+        def run(cancel, progress):
+            return answer_question(
                 runtime,
                 question,
                 limit,
                 cancel,
                 lambda done, total: progress(done, total, "generating"),
                 mode=mode,
-            ),
-        )
+            )
+
+        if quoting:  # no generation: no generation slot taken
+            answer = await _run_cancellable(ctx, run)
+        else:
+            async with slots.slot():
+                answer = await _run_cancellable(ctx, run)
         return CallToolResult(
             content=[TextContent(type="text", text=format_answer(answer))],
             structured_content=answer.model_dump(mode="json"),
@@ -264,15 +321,19 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
             str | None,
             Field(max_length=200, description="chunks whose section breadcrumb contains this"),
         ] = None,
-        all_chunks: Annotated[bool, Field(description="choose among all chunks")] = False,
+        all_chunks: Annotated[
+            bool, Field(strict=True, description="choose among all chunks")
+        ] = False,
         n_chunks: Annotated[
             int,
-            Field(ge=1, le=settings.qa_max_chunks, description="how many chunks at most"),
+            Field(
+                strict=True, ge=1, le=settings.qa_max_chunks, description="how many chunks at most"
+            ),
         ] = 20,
         pairs_per_chunk: Annotated[
-            int, Field(ge=1, le=5, description="pairs asked per chunk")
+            int, Field(strict=True, ge=1, le=5, description="pairs asked per chunk")
         ] = settings.qa_pairs_per_chunk,
-        seed: Annotated[int, Field(ge=0, description="seed of the chunk sample")] = 0,
+        seed: Annotated[int, Field(strict=True, ge=0, description="seed of the chunk sample")] = 0,
     ) -> Annotated[CallToolResult, QAReport]:
         def run(cancel: threading.Event, progress: Callable[[int, int, str], None]) -> QAReport:
             path = resolve_tool_output(settings.qa_output_dir, output)
@@ -282,7 +343,10 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
                 runtime, selection, path, pairs_per_chunk, cancel=cancel, on_progress=progress
             )
 
-        report = await _run_cancellable(ctx, run)
+        if "\x00" in output:
+            raise ToolError("output must not contain a NUL byte (\\x00)")
+        async with slots.slot():
+            report = await _run_cancellable(ctx, run)
         return CallToolResult(
             content=[TextContent(type="text", text=format_report(report))],
             structured_content=report.model_dump(mode="json"),
@@ -354,12 +418,228 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
     return server
 
 
+# --- stdio transport ------------------------------------------------------------------------
+#
+# The SDK's stdio_server (mcp 2.3.0) drops every line it cannot validate (it hands the
+# ValidationError to the dispatcher, which logs it at debug level), so a client that sent a
+# request with an id but a malformed envelope waits forever; it reads stdin in an AnyIO worker
+# thread, which the interpreter joins at exit, so after Ctrl+C the process hangs until stdin
+# closes. This transport answers each malformed line itself and reads stdin in a daemon thread.
+
+PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS = -32700, -32600, -32602
+
+
+def _error_line(request_id: Any, code: int, message: str) -> str:
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}},
+        ensure_ascii=True,  # never an invalid UTF-8 byte on the wire
+        separators=(",", ":"),
+    )
+
+
+def _usable_id(message: Any) -> Any:
+    """The message's id when it is one a response can carry (a string or an integer)."""
+    if isinstance(message, dict):
+        value = message.get("id")
+        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+    return None
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def check_stdio_line(line: bytes) -> tuple[Any, str | None]:
+    """Validate one line read from stdio.
+
+    Returns ``(message, None)`` for a well-formed JSON-RPC message the SDK can take, or
+    ``(None, error_line)`` with the JSON-RPC error response to write back (``id`` null when
+    the line has no usable id), or ``(None, None)`` for a line to ignore (blank, or a
+    malformed notification, which JSON-RPC never answers)."""
+    if not line.strip():
+        return None, None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        try:  # answer the request's id when the rest of the line parses
+            request_id = _usable_id(json.loads(line.decode("utf-8", "replace")))
+        except ValueError:
+            request_id = None
+        return None, _error_line(
+            request_id, PARSE_ERROR, f"Parse error: invalid UTF-8 at byte {exc.start}"
+        )
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return None, _error_line(None, PARSE_ERROR, f"Parse error: {str(exc)[:200]}")
+    request_id = _usable_id(message)
+    if _has_lone_surrogate(message):
+        return None, _error_line(
+            request_id, PARSE_ERROR, "Parse error: a string holds a lone UTF-16 surrogate escape"
+        )
+    if not isinstance(message, dict):
+        what = "batches are not supported" if isinstance(message, list) else "not an object"
+        return None, _error_line(None, INVALID_REQUEST, f"Invalid Request: {what}")
+    is_call = "method" in message
+    if message.get("jsonrpc") != "2.0":
+        return None, _error_line(
+            request_id, INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0"'
+        )
+    if "id" in message and request_id is None:
+        return None, _error_line(
+            None, INVALID_REQUEST, "Invalid Request: id must be a string or an integer"
+        )
+    if is_call:
+        if not isinstance(message["method"], str):
+            return None, _error_line(
+                request_id, INVALID_REQUEST, "Invalid Request: method must be a string"
+            )
+        params = message.get("params")
+        if params is not None and not isinstance(params, dict):
+            if request_id is None:
+                return None, None  # a notification: never answered
+            return None, _error_line(
+                request_id, INVALID_PARAMS, "Invalid params: params must be an object"
+            )
+    elif not ("result" in message or "error" in message) or request_id is None:
+        return None, _error_line(
+            request_id, INVALID_REQUEST, "Invalid Request: no method (and not a response)"
+        )
+    try:
+        return mcp_types.jsonrpc_message_adapter.validate_python(message, by_name=False), None
+    except ValueError as exc:
+        if is_call and request_id is None:
+            return None, None
+        reason = str(exc).splitlines()[0][:200]
+        return None, _error_line(request_id, INVALID_REQUEST, f"Invalid Request: {reason}")
+
+
+class _StdioWire:
+    """The real stdin/stdout moved aside: fd 0 reads /dev/null and fd 1 writes to stderr
+    while serving, so nothing but protocol reaches the client's pipe (as the SDK does)."""
+
+    def __init__(self) -> None:
+        sys.stdout.flush()
+        self.in_fd = os.dup(0)
+        self.out_fd = os.dup(1)
+        self._saved = (os.dup(0), os.dup(1))
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.dup2(2, 1)
+
+    def write(self, line: str) -> None:
+        data = (line + "\n").encode("utf-8")
+        while data:
+            data = data[os.write(self.out_fd, data) :]
+
+    def restore(self) -> None:
+        saved_in, saved_out = self._saved
+        for saved, fd in ((saved_in, 0), (saved_out, 1)):
+            os.dup2(saved, fd)
+            os.close(saved)
+        os.close(self.out_fd)
+        # in_fd stays open: the daemon reader may still be blocked reading it
+
+
+async def serve_stdio(server: MCPServer, wire: _StdioWire | None = None) -> int:
+    """Serve MCP over stdio until stdin closes (0) or SIGINT/SIGTERM (128 + signal).
+
+    Malformed lines get their JSON-RPC error here; a closed stdout raises OutputError."""
+    from mcp.shared._context_streams import create_context_streams
+    from mcp.shared.message import SessionMessage
+
+    from .errors import OutputError
+
+    wire = wire or _StdioWire()
+    read_send, read_recv = create_context_streams[SessionMessage | Exception](0)
+    write_send, write_recv = create_context_streams[SessionMessage](0)
+    out_send, out_recv = anyio.create_memory_object_stream[str](64)
+    lines_send, lines_recv = anyio.create_memory_object_stream[bytes | None](16)
+    token = anyio.lowlevel.current_token()
+    exit_code = 0
+    broken: list[BaseException] = []
+
+    def read_stdin() -> None:  # daemon thread: never joined, so it cannot hold the exit
+        stream = os.fdopen(wire.in_fd, "rb", closefd=False)
+        try:
+            for line in stream:
+                anyio.from_thread.run(lines_send.send, line, token=token)
+            anyio.from_thread.run(lines_send.send, None, token=token)
+        except Exception:  # the loop is gone or the stream closed: nothing left to feed
+            pass
+
+    async def dispatch_lines() -> None:
+        async with read_send, lines_recv, out_send.clone() as errors:
+            async for line in lines_recv:
+                if line is None:
+                    break
+                message, error = check_stdio_line(line)
+                if error is not None:
+                    log.warning("answered a malformed stdio message: %s", error[:200])
+                    await errors.send(error)
+                elif message is not None:
+                    await read_send.send(SessionMessage(message))
+
+    async def forward_responses() -> None:
+        async with write_recv, out_send:
+            async for item in write_recv:
+                await out_send.send(item.message.model_dump_json(by_alias=True, exclude_unset=True))
+
+    async def write_stdout(group: anyio.abc.TaskGroup) -> None:
+        async with out_recv:
+            async for line in out_recv:
+                try:
+                    await anyio.to_thread.run_sync(wire.write, line, abandon_on_cancel=True)
+                except OSError as exc:
+                    broken.append(OutputError(f"could not write to stdout: {exc.strerror or exc}"))
+                    group.cancel_scope.cancel()
+                    return
+
+    async def watch_signals(group: anyio.abc.TaskGroup) -> None:
+        nonlocal exit_code
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                exit_code = 128 + signum
+                log.info("stopping on %s", signal.Signals(signum).name)
+                group.cancel_scope.cancel()
+                return
+
+    threading.Thread(target=read_stdin, name="mcp-stdin", daemon=True).start()
+    lowlevel = server._lowlevel_server
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch_signals, group)
+            group.start_soon(write_stdout, group)
+            group.start_soon(forward_responses)
+            group.start_soon(dispatch_lines)
+            await lowlevel.run(read_recv, write_send, lowlevel.create_initialization_options())
+            group.cancel_scope.cancel()  # stdin closed and the session ended
+    finally:
+        wire.restore()
+    if broken:
+        raise broken[0]
+    return exit_code
+
+
 def run_server(
     settings: Settings, transport: str = "stdio", *, host: str = "127.0.0.1", port: int = 8000
-) -> None:
+) -> int:
+    """Serve until stdin closes or a signal; returns the process exit code."""
     if transport == "stdio":
-        build_server(settings).run("stdio")
-        return
+        server = build_server(settings)
+        return anyio.run(serve_stdio, server)
     from .http_app import check_bind, run_http
 
     check_bind(host, settings.http_bearer_token)  # refuse before anything loads
@@ -370,4 +650,7 @@ def run_server(
         bearer_token=settings.http_bearer_token,
         allowed_origins=settings.http_allowed_origins,
         max_body_bytes=settings.http_max_body_bytes,
+        read_timeout_s=settings.http_read_timeout_s,
+        session_idle_s=settings.http_session_idle_s,
     )
+    return 0
