@@ -24,6 +24,9 @@ from dirac_docs_mcp.tools.support import Passage, question_coverage
 WINDOW_SHARES = (0.4, 0.5, 0.6, 0.7, 0.8)
 COVERAGES = (0.0, 0.5, 0.75, 1.0)
 QUESTION_WINDOWS = (0.0, 0.3, 0.4, 0.5, 0.6)
+# the first attempt's answer bound at the default 256-token budget (runs that predate the
+# field in the trace)
+FIRST_MAX_ANSWER_CHARS = 3 * (256 - 24)
 
 
 def replay(
@@ -45,7 +48,12 @@ def replay(
         return False, "", []
     if not row["attempts"]:
         return False, "", []
-    attempt = row["attempts"][-1]
+    # the live tool retries only an answer cut at a bound; use the first one otherwise
+    first = row["attempts"][0]
+    first_cut = first["finish_reason"] in ("length", "timeout") or len(first["answer"]) >= (
+        first.get("max_answer_chars", FIRST_MAX_ANSWER_CHARS) - 8
+    )
+    attempt = row["attempts"][-1] if first_cut else first
     chars = attempt["max_chars_per_passage"]
     passages = [
         Passage(
@@ -62,10 +70,12 @@ def replay(
         window,
         typed,
         instructions=SYSTEM_PROMPT + "\n" + answer_instruction(len(row["attempts"]) > 1),
+        cut_at_bound=attempt["finish_reason"] in ("length", "timeout")
+        or len(attempt["answer"]) >= attempt.get("max_answer_chars", 10**6) - 8,
     )
     if check.problem is not None:
         return False, "", []
-    cited = sorted({s.passage for s in check.kept})
+    cited = sorted({n for s in check.kept for n in s.passages})
     return True, check.text, [hits[n - 1]["source"] for n in cited]
 
 

@@ -129,6 +129,8 @@ def test_prompt_echo_question_echo_and_unfinished_text():
     assert repeats_question("How do I create a proxy with a group?", question)
     assert repeats_question("You create a proxy with a group.", question)
     assert not repeats_question("Run dirac-proxy-init -g dirac_user [1].", question)
+    assert repeats_question("dirac-login token", "With dirac-login, can I get a token?")
+    assert not repeats_question("dirac-login --token", "With dirac-login, can I get a token?")
     assert is_finished("It is stored in /tmp [1].") and is_finished("Done [2]")
     assert not is_finished("The proxy is stored in the")
 
@@ -144,12 +146,12 @@ def test_check_answer_drops_unsupported_sentences_and_recites():
         MIN_SHARE,
     )
     assert check.problem is None
-    assert [s.passage for s in check.kept] == [2]
+    assert [s.passages for s in check.kept] == [[2]]
     assert check.dropped and check.dropped[0].problem == "not supported by a passage"
     assert check.text.endswith("[2]")
     # cited the wrong passage: re-cited to the one that supports it
     recited = check_answer(question, "StalledTimeHours = 2 [1].", [], [PROXY, STALLED], MIN_SHARE)
-    assert [s.passage for s in recited.kept] == [2]
+    assert [s.passages for s in recited.kept] == [[2]]
 
 
 def test_check_answer_abstains_on_invention_echo_and_missing_asked_detail():
@@ -179,3 +181,29 @@ def test_check_answer_abstains_on_invention_echo_and_missing_asked_detail():
         0.6,
     )
     assert with_number.problem is None
+
+
+def test_unfinished_last_sentence_dropped_only_when_cut_at_a_bound():
+    question = "How long before a running job is declared stalled?"
+    text = "StalledTimeHours = 2 hours before a running job is stalled [1]. The job is then"
+    cut = check_answer(question, text, [], [STALLED], MIN_SHARE, cut_at_bound=True)
+    assert [d.problem for d in cut.dropped] == ["unfinished"] and len(cut.kept) == 1
+    # a model that stops by itself after "dirac-proxy-init -g dirac_user" has finished
+    done = check_answer(
+        "Which command creates a proxy?", "dirac-proxy-init -g dirac_user", [], [PROXY], MIN_SHARE
+    )
+    assert done.problem is None and done.kept[0].passages == [1]
+
+
+def test_a_sentence_cites_every_model_cited_passage_that_supports_it():
+    twin = Passage(STALLED.text, "a copy")
+    check = check_answer(
+        "How long before a running job is declared stalled?",
+        "StalledTimeHours = 2 hours before a running job is declared stalled [1][3].",
+        [],
+        [STALLED, PROXY, twin],
+        MIN_SHARE,
+    )
+    assert check.kept[0].passages == [1, 3]
+    assert set(check.kept[0].evidence) == {1, 3}
+    assert check.text.endswith("[1][3]")

@@ -185,8 +185,8 @@ def _gives(kind: str, term: Term) -> bool:
 @dataclass
 class CheckedSentence:
     text: str  # without markers
-    passage: int | None  # the [n] that supports it (None: unsupported)
-    evidence: list[str] = field(default_factory=list)
+    passages: list[int] = field(default_factory=list)  # the [n]s that support it
+    evidence: dict[int, list[str]] = field(default_factory=dict)  # [n] -> verbatim sentences
     problem: str | None = None  # why it was dropped
 
 
@@ -200,7 +200,7 @@ class AnswerCheck:
 
     @property
     def text(self) -> str:
-        return " ".join(f"{s.text} [{s.passage}]" for s in self.kept)
+        return " ".join(s.text + " " + "".join(f"[{n}]" for n in s.passages) for s in self.kept)
 
 
 def check_answer(
@@ -212,10 +212,14 @@ def check_answer(
     check_asked_type: bool = True,
     instructions: str = "",
     evidence_sentences: int = 2,
+    cut_at_bound: bool = False,
 ) -> AnswerCheck:
-    """Split ``text`` into sentences and keep those a passage supports, each citing the
-    passage that supports it (the one the model cited when that one does, else the best
-    other). ``declared`` are the citation numbers the model gave outside the text."""
+    """Split ``text`` into sentences and keep those a passage supports. A kept sentence
+    cites every passage the model cited for it that supports it; when none of those does,
+    the one other passage that supports it best. ``declared`` are the citation numbers the
+    model gave outside the text (they count for every sentence). ``cut_at_bound``: the
+    generation stopped at a bound (tokens, time, the answer's length), so a last sentence
+    that does not end as sentences end was cut, not finished by the model."""
     raw = (text or "").strip()
     if says_unknown(raw):
         return AnswerCheck([], [], "the model found no answer in the passages")
@@ -230,25 +234,28 @@ def check_answer(
         clean, markers = strip_markers(sentence)
         if not clean:
             continue
-        if i == len(sentences) - 1 and not is_finished(sentence):
-            dropped.append(CheckedSentence(clean, None, problem="unfinished"))
+        if cut_at_bound and i == len(sentences) - 1 and not is_finished(sentence):
+            dropped.append(CheckedSentence(clean, problem="unfinished"))
             continue
         if repeats_question(clean, question) or says_unknown(clean):
-            dropped.append(CheckedSentence(clean, None, problem="adds nothing"))
+            dropped.append(CheckedSentence(clean, problem="adds nothing"))
             continue
-        # the model's own citations first, then every other passage in rank order
-        order = [n for n in markers + list(declared or []) if 1 <= n <= len(passages)]
-        order += [n for n in range(1, len(passages) + 1) if n not in order]
-        chosen = None
-        for n in order:
-            verdict = support(clean, passages[n - 1], evidence_sentences)
-            if verdict.supported(min_window_share):
-                chosen = CheckedSentence(clean, n, verdict.evidence)
-                break
-        if chosen is None:
-            dropped.append(CheckedSentence(clean, None, problem="not supported by a passage"))
-        else:
-            kept.append(chosen)
+        verdicts = {
+            n: support(clean, passages[n - 1], evidence_sentences)
+            for n in range(1, len(passages) + 1)
+        }
+        backing = {n: v for n, v in verdicts.items() if v.supported(min_window_share)}
+        if not backing:
+            dropped.append(CheckedSentence(clean, problem="not supported by a passage"))
+            continue
+        model_cited = [n for n in dict.fromkeys(markers + list(declared or [])) if n in backing]
+        if not model_cited:  # re-cite: the best-supporting passage, earliest rank on ties
+            model_cited = [
+                max(backing, key=lambda n: (backing[n].window_share, backing[n].word_share, -n))
+            ]
+        kept.append(
+            CheckedSentence(clean, model_cited, {n: backing[n].evidence for n in model_cited})
+        )
     if not kept:
         reasons = {d.problem for d in dropped}
         if reasons == {"unfinished"}:
@@ -268,7 +275,7 @@ def check_answer(
                 for t in specific_terms(s.text)
                 if t.text.lower() not in asked
                 and _gives(kind, t)
-                and term_in(t, passages[s.passage - 1].normalized)
+                and any(term_in(t, passages[n - 1].normalized) for n in s.passages)
             ]
             if not given:
                 return AnswerCheck(
@@ -456,6 +463,7 @@ def answer_question(
                     "citations": list(data.get("citations", []) or []),
                     "finish_reason": generation.finish_reason,
                     "max_chars_per_passage": chars,
+                    "max_answer_chars": max_chars,
                     "new_tokens": generation.new_tokens,
                 }
             )
@@ -468,6 +476,8 @@ def answer_question(
             settings.answer_check_asked_type,
             instructions=messages[0]["content"] + "\n" + answer_instruction(short),
             evidence_sentences=k_evidence,
+            cut_at_bound=generation.finish_reason in ("length", "timeout")
+            or len(text) >= max_chars - 8,
         )
         out_of_budget = generation.finish_reason in ("length", "timeout") or (
             check.problem is not None and check.problem.startswith("the answer was cut off")
@@ -503,16 +513,12 @@ def answer_question(
         if retry_reason and signals["retries"]:
             reason += f" (retried once: {retry_reason})"
         return abstain(reason, model=generator.model_id, p_answerable=p_answerable)
-    cited: list[int] = []
-    for sentence in check.kept:
-        if sentence.passage not in cited:
-            cited.append(sentence.passage)
+    cited = sorted({n for sentence in check.kept for n in sentence.passages})
     evidence = []
     for n in cited:
         sentences: list[str] = []
-        for s in check.kept:
-            if s.passage == n:
-                sentences += [e for e in s.evidence if e not in sentences]
+        for kept in check.kept:
+            sentences += [e for e in kept.evidence.get(n, []) if e not in sentences]
         evidence.append(_evidence_item(hits[n - 1], sentences[: 2 * k_evidence]))
     timings["total_s"] = round(time.perf_counter() - started, 4)
     return Answer(

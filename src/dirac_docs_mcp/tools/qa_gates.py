@@ -27,6 +27,8 @@ _ABOUT_PROMPT = re.compile(
     r"\bquestion[- ]answer pairs?\b|\bjson\b",
     re.IGNORECASE,
 )
+
+
 def schema_problem(question: str, answer: str) -> str | None:
     """Why a pair is not a usable training example, or None.
 

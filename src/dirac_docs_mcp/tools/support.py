@@ -414,6 +414,9 @@ def repeats_question(text: str, question: str) -> bool:
     q = " ".join((question or "").lower().split()).rstrip("?.")
     if not t or t == q:
         return True
+    asked = _norm(question)
+    if any(not term_in(term, asked) for term in specific_terms(text)):
+        return False  # it names something the question did not ("--token", "2 hours")
     words = set(claim_words(text))
     return bool(words) and words <= set(claim_words(question))
 
