@@ -138,7 +138,11 @@ def signal_auroc(rows: list[dict], questions: dict) -> None:
         pos = [values[r["id"]][name] for r in rows if not r["unanswerable"]]
         neg = [values[r["id"]][name] for r in rows if r["unanswerable"]]
         near = [values[r["id"]][name] for r in rows if r["near_miss"]]
-        print(f"AUROC {name}: {auroc(pos, neg):.3f} (near misses {auroc(pos, near):.3f})")
+        both, near_only = auroc(pos, neg), auroc(pos, near)
+        print(
+            f"AUROC {name}: {both if both is None else round(both, 3)} "
+            f"(near misses {near_only if near_only is None else round(near_only, 3)})"
+        )
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from dirac_docs_mcp.tools.support import (
     specific_terms,
     split_sentences,
     support,
+    term_in,
 )
 
 STALLED = Passage(
@@ -42,13 +43,19 @@ def supported(claim: str, passage: Passage) -> bool:
 def test_specific_terms_find_numbers_identifiers_commands_flags_and_quotes():
     terms = {
         (t.text, t.kind)
-        for t in specific_terms("Run dirac-proxy-init -g dirac_user; StalledTimeHours is '2'.")
+        for t in specific_terms("Run dirac-proxy-init -g dirac_user; CheckVersion is 'True'.")
     }
     assert ("dirac-proxy-init", "identifier") in terms
     assert ("-g", "flag") in terms
     assert ("dirac_user", "identifier") in terms
-    assert ("StalledTimeHours", "identifier") in terms
-    assert ("2", "quoted") in terms
+    assert ("CheckVersion", "identifier") in terms
+    assert ("True", "quoted") in terms
+    # a backticked letter before a hyphen is no flag, a slashed pair is either side
+    assert not specific_terms("the `d`-commands")
+    assert term_in("Apptainer/Singularity", "runs in singularity", alternatives=True)
+    assert not term_in("Systems/WorkloadManagement", "systems only")
+    assert term_in("RequestExecutingAgents", "the requestexecutingagent runs")
+    assert term_in("dirac login", "use dirac-login to get a token")
     # proper nouns only on the question side, never the sentence's first word
     names = {t.text for t in specific_terms("Can DIRAC post to Slack channels?", True)}
     assert names == {"Slack"}

@@ -99,7 +99,8 @@ def claim_words(text: str) -> list[str]:
 
 _QUOTED = re.compile(r"""(?<![A-Za-z])['"`‘“]([^'"`’”\n]{1,60})['"`’”](?![A-Za-z])""")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])|(?<![\w.])\d+(?=[A-Za-z%])")
-_FLAG = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")
+# a flag starts a word: after a space, a bracket or the line start (not "`d`-commands")
+_FLAG = re.compile(r"(?:(?<=[\s(\[])|^)--?[A-Za-z][\w-]*")
 _PATH = re.compile(r"(?<![\w])(?:~|\.{1,2})?/[\w.$<>{}-]+(?:/[\w.$<>{}-]*)*")
 _TOKEN = re.compile(r"[A-Za-z_$][\w$]*(?:[-.:/][\w$]+)*")
 # ALL-CAPS words that are ordinary English or too common in these docs to check
@@ -156,8 +157,8 @@ def specific_terms(text: str, proper_nouns: bool = False) -> list[Term]:
 
     for match in _QUOTED.finditer(text):
         inner = match.group(1).strip()
-        # a quoted phrase of many words is prose, not a value
-        if inner and len(inner.split()) <= 3:
+        # a quoted phrase of many words is prose, not a value; one character is a letter
+        if len(inner) > 1 and len(inner.split()) <= 3:
             add(inner, "quoted")
     for match in _FLAG.finditer(text):
         add(match.group(0), "flag")
@@ -191,14 +192,31 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def term_in(term: Term | str, normalized_text: str) -> bool:
-    """Whether ``term`` occurs in an already :func:`_norm`-ed text, as a whole token."""
+def _found(value: str, normalized_text: str) -> bool:
+    return bool(re.search(r"(?<![\w])" + re.escape(value) + r"(?![\w])", normalized_text))
+
+
+def term_in(term: Term | str, normalized_text: str, alternatives: bool = False) -> bool:
+    """Whether ``term`` occurs in an already :func:`_norm`-ed text, as a whole token.
+
+    Spelling variants count: "dirac login" for "dirac-login", a plural for its singular
+    ("RequestExecutingAgents"). ``alternatives``: a slashed pair in prose
+    ("Apptainer/Singularity", "OS/architecture") is found when one side is; otherwise
+    (an answer's "Systems/WorkloadManagement") every side must be."""
     value = _norm(term.text if isinstance(term, Term) else term)
     if not value:
         return True
-    pattern = r"(?<![\w])" + re.escape(value) + r"(?![\w])"
-    if re.search(pattern, normalized_text):
+    if _found(value, normalized_text):
         return True
+    variants = {value.replace("-", " "), value.replace(" ", "-"), value.replace("_", " ")}
+    if value.endswith("s") and len(value) > 4:
+        variants.add(value[:-1])
+    if any(v != value and _found(v, normalized_text) for v in variants):
+        return True
+    if "/" in value.strip("/") and not value.startswith(("/", "~", ".")):
+        parts = [p for p in value.split("/") if p]
+        hits = [term_in(p, normalized_text) for p in parts]
+        return any(hits) if alternatives else all(hits)
     # 1,000 vs 1000; a number glued to its unit (16gb) vs "16 gb"
     if re.fullmatch(r"[\d.,]+", value):
         bare = value.replace(",", "")
@@ -365,7 +383,11 @@ class Coverage:
 
 def question_coverage(question: str, passages: Sequence[Passage]) -> Coverage:
     terms = specific_terms(question, proper_nouns=True)
-    missing = [t.text for t in terms if not any(term_in(t, p.normalized) for p in passages)]
+    missing = [
+        t.text
+        for t in terms
+        if not any(term_in(t, p.normalized, alternatives=True) for p in passages)
+    ]
     words = claim_words(question)
     found = set().union(*(p.words for p in passages)) if passages else set()
     share = sum(1 for w in words if w in found) / len(words) if words else 1.0
