@@ -259,8 +259,15 @@ def _eval_answers(args: argparse.Namespace, questions: list[dict], aliases: dict
     from .tools.answer import answer_question
 
     rows = []
+    done: dict[str, dict] = {}
+    if args.resume and args.json and Path(args.json).exists():
+        # a long run that was stopped: keep its rows, answer only the others
+        done = {r["id"]: r for r in json.loads(Path(args.json).read_text()).get("rows", [])}
     with Runtime(_settings(args)) as runtime:
         for q in questions[: args.max_questions or None]:
+            if q["id"] in done:
+                rows.append(done[q["id"]])
+                continue
             trace: dict = {}
             answer = answer_question(runtime, q["question"], trace=trace)
             row = answer_row(q, answer, aliases, trace)
@@ -414,6 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="hits per question (default 10)")
     p.add_argument("--answers", action="store_true", help="evaluate answer_question instead")
     p.add_argument("--max-questions", type=int, default=0, help="only the first N (answers)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --answers --json: keep the rows already in the JSON file, answer the rest",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
