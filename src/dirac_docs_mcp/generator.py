@@ -1,6 +1,6 @@
 """Local text generation: one ``Generator`` interface, a transformers backend.
 
-- Weights come from :mod:`generator_models` (a Hugging Face folder on disk, never a hub).
+- Weights come from :mod:`.models.llm` (a Hugging Face folder on disk, never a hub).
 - Device ``auto``: CUDA when ``torch.cuda.is_available()``, else CPU. Quantization ``auto``:
   bitsandbytes 4-bit NF4 on CUDA; on CPU dynamic int8 (``CPU_AUTO``, measured 2x bf16).
 - Prompts go through the tokenizer's chat template; over-long prompts are cut in the middle
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from .errors import GenerationError, ModelError
-from .generator_models import GeneratorModelSpec, resolve_generator_model, stop_token_ids
+from .models.llm import GeneratorModelSpec, resolve_generator_model, stop_token_ids
 
 if TYPE_CHECKING:
     from .config import Settings

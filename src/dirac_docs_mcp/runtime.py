@@ -10,7 +10,8 @@ import threading
 
 from .config import Settings
 from .embeddings import Encoders
-from .models import resolve_dense2_model, resolve_embedding_model
+from .models.embedding import resolve_dense2_model, resolve_embedding_model
+from .models.registry import dense2_names_by_model_id
 from .store import Store, check_model_ids
 
 
@@ -60,14 +61,12 @@ class Runtime:
         if meta is not None:
             encoders = self.encoders
             dense2 = encoders.dense2_spec
-            from .wheel_parts import BUILTIN_PARTS
-
             check_model_ids(
                 self.store.location,
                 meta,
                 encoders.spec.model_id,
                 dense2.model_id if dense2 else None,
-                {parts.model_id: name for name, parts in BUILTIN_PARTS.items()},
+                dense2_names_by_model_id(),
             )
         self._models_checked = True
 
