@@ -155,10 +155,8 @@ def answer_question(
             f"{settings.answer_min_support:.2f})"
         )
 
-    from ..generator import load_generator
-
     t0 = time.perf_counter()
-    generator = load_generator(settings)
+    generator = runtime.generator()
     timings["generator_load_s"] = round(time.perf_counter() - t0, 4)
     messages = build_messages(
         question, hits, settings.answer_max_chars_per_passage, settings.answer_model_may_abstain
@@ -169,9 +167,7 @@ def answer_question(
         t0 = time.perf_counter()
         judge = generator
         if settings.answer_judge_model and settings.answer_judge_model != settings.generator_model:
-            judge = load_generator(
-                settings.model_copy(update={"generator_model": settings.answer_judge_model})
-            )
+            judge = runtime.generator(settings.answer_judge_model)
         p_answerable = judge.yes_probability(judge_messages(question, messages))
         timings["judge_s"] = round(time.perf_counter() - t0, 4)
         if p_answerable < settings.answer_min_p_answerable:

@@ -208,8 +208,6 @@ def generate_qa_pairs(
         "selection": asdict(selection),
     }
 
-    from ..generator import load_generator
-
     with PairFile(output) as pair_file:
         todo = [c for c in chunks if c.id not in pair_file.done]
         counts.chunks_skipped_done = len(chunks) - len(todo)
@@ -219,12 +217,7 @@ def generate_qa_pairs(
             questions = [p.question for p in pair_file.pairs]
             for question, vector in zip(questions, dense.embed_documents(questions), strict=True):
                 deduper.add(question, vector)
-        generator_settings = settings
-        if settings.qa_generator_model:
-            generator_settings = settings.model_copy(
-                update={"generator_model": settings.qa_generator_model}
-            )
-        generator = load_generator(generator_settings) if todo else None
+        generator = runtime.generator(settings.qa_generator_model) if todo else None
         schema = qa_schema(pairs_per_chunk)
         if on_progress is not None:
             on_progress(0, len(todo), f"{len(todo)} chunks to do")
