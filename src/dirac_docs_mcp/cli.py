@@ -82,7 +82,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Copy the embedded index (vectors, manifest, roots) into a Qdrant server or cluster."""
-    from .store import Store, copy_index
+    from .store import copy_index, open_store
 
     source_settings = _settings(args)
     if source_settings.qdrant_url:
@@ -94,7 +94,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             "collection": args.to_collection or source_settings.collection,
         }
     )
-    with Store.open(source_settings) as source, Store.open(target_settings) as target:
+    with open_store(source_settings) as source, open_store(target_settings) as target:
         copied = copy_index(source, target)
     print(f"copied {copied} chunks to {args.to_url} (collection {target_settings.collection})")
     print(f"serve from it with DIRAC_MCP_QDRANT_URL={args.to_url}")

@@ -14,7 +14,7 @@ from .embeddings import Encoders
 from .generator.base import Generator
 from .models.embedding import resolve_dense2_model, resolve_embedding_model
 from .models.registry import dense2_names_by_model_id
-from .store import Store, check_model_ids
+from .store import Store, check_model_ids, open_store
 
 
 class Runtime:
@@ -30,7 +30,7 @@ class Runtime:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self._store = Store.open(self.settings)
+                self._store = open_store(self.settings)
             return self._store
 
     @property

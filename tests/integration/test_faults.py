@@ -13,7 +13,7 @@ import pytest
 from dirac_docs_mcp.errors import StoreError
 from dirac_docs_mcp.indexer.pipeline import Indexer
 from dirac_docs_mcp.runtime import Runtime
-from dirac_docs_mcp.store import Store
+from dirac_docs_mcp.store import open_store
 
 from ..conftest import FIXTURE_FILES, write_fixture_corpus
 
@@ -91,7 +91,7 @@ def test_unreachable_qdrant_server_is_a_clear_error_not_a_hang(settings_factory)
     settings = settings_factory(qdrant_url="http://127.0.0.1:9", qdrant_timeout_s=2)
     started = time.time()
     with pytest.raises(StoreError, match="cannot reach Qdrant at http://127.0.0.1:9"):
-        Store.open(settings)
+        open_store(settings)
     assert time.time() - started < 10
 
 

@@ -20,22 +20,20 @@ from .base import (
     SPARSE,
     UPSERT_BATCH,
     ChunkRow,
-    Dense2,
     DenseInput,
     FileRecord,
     Store,
     StoredChunk,
     as_list,
     as_windows,
-    check_meta,
-    fuse,
     in_fused_order,
     in_use_error,
     named_dense,
-    new_meta,
     one_line,
     row_from_point,
 )
+from .fusion import fuse
+from .meta import Dense2, check_meta, new_meta
 
 if TYPE_CHECKING:
     from ..config import Settings
