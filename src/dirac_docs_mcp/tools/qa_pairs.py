@@ -26,7 +26,14 @@ from ..runtime import Runtime
 from ..schemas import QACounts, QAPair, QAReport
 from ..store import StoredChunk
 from .qa_files import PairFile, pair_id
-from .qa_gates import QuestionDeduper, about_prompt, grounding_score, schema_problem
+from .qa_gates import (
+    ANSWER_MAX_CHARS,
+    QUESTION_MAX_CHARS,
+    QuestionDeduper,
+    about_prompt,
+    grounding_score,
+    schema_problem,
+)
 from .search import normalize_source_prefix, require_index, retrieve
 
 ProgressFn = Callable[[int, int, str], None]
@@ -36,9 +43,6 @@ QA_SYSTEM_PROMPT = (
     "must be answerable from the passage alone, and every answer must use only facts stated "
     "in the passage."
 )
-QUESTION_MAX_CHARS = 200
-ANSWER_MAX_CHARS = 320
-
 _WORDS = re.compile(r"[A-Za-z]{2,}")
 _SENTENCE_END = re.compile(r"[a-z0-9)][.!?:](\s|$)")
 
