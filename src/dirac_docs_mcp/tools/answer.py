@@ -22,6 +22,7 @@ from ..errors import GenerationError, InvalidInputError
 from ..runtime import Runtime
 from ..schemas import Answer, Citation, SearchHit
 from .search import retrieve, to_hits
+from .text_rules import NO_ANSWER
 
 SYSTEM_PROMPT = (
     "You are a support assistant for DIRAC, the grid interware. Answer ONLY from the numbered "
@@ -29,11 +30,6 @@ SYSTEM_PROMPT = (
 )
 UNKNOWN_RULE = " If the passages do not contain the answer, say: I don't know."
 
-_NO_ANSWER = re.compile(
-    r"\b(i (do not|don't) know|not (mentioned|covered|specified|provided|stated|found)|"
-    r"(passages|documentation|context) (do|does) not)\b",
-    re.IGNORECASE,
-)
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -111,7 +107,7 @@ def strip_bad_markers(answer: str, n_passages: int) -> str:
 
 
 def says_unknown(answer: str) -> bool:
-    return bool(_NO_ANSWER.search(answer or "")) or not (answer or "").strip()
+    return bool(NO_ANSWER.search(answer or "")) or not (answer or "").strip()
 
 
 def answer_question(

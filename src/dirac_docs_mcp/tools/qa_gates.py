@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..stopwords import ENGLISH_STOPWORDS
+from .text_rules import NO_ANSWER
 
 QUESTION_MIN_CHARS = 12
 QUESTION_MAX_CHARS = 200  # also the maxLength of the schema the model is held to
@@ -25,10 +26,6 @@ _ABOUT_PROMPT = re.compile(
     r"\b(the|this|above|given|provided|following) (passage|text|excerpt|context|snippet|"
     r"paragraph|document)s?\b|\bthe author\b|\bas an ai\b|\blanguage model\b|"
     r"\bquestion[- ]answer pairs?\b|\bjson\b",
-    re.IGNORECASE,
-)
-_NO_ANSWER = re.compile(
-    r"\b(i (do not|don't) know|not (mentioned|specified|provided|stated|covered) in)\b",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:[-.][A-Za-z0-9_]+)*|\d+(?:\.\d+)*")
@@ -107,7 +104,7 @@ def schema_problem(question: str, answer: str) -> str | None:
         return "answer too short"
     if len(a) > ANSWER_MAX_CHARS:
         return "answer too long"
-    if _NO_ANSWER.search(a):
+    if NO_ANSWER.search(a):
         return "answer is a refusal"
     if a.rstrip("?").lower() == q.rstrip("?").lower():
         return "answer repeats the question"
