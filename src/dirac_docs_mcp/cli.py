@@ -337,7 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[common], help="search the index")
     p.add_argument("query")
-    p.add_argument("-n", "--limit", type=int, default=5)
+    p.add_argument(
+        "-n",
+        "--limit",
+        type=int,
+        default=None,
+        help="hits (default DIRAC_MCP_SEARCH_DEFAULT_LIMIT)",
+    )
     p.add_argument("--section", help="only sections whose breadcrumb contains these words")
     p.add_argument("--source-prefix", help="only documents under this path")
     p.add_argument("--json", action="store_true", help="print the structured result")
