@@ -1,6 +1,7 @@
 """answer_question: retrieve → numbered passages → constrained generation → cite, or abstain.
 
-Abstention uses two signals (MODELS.md shows a schema field alone never abstains):
+Abstention uses two signals (a ``supported`` field in the JSON schema alone never made the
+models abstain when they were surveyed: they fill it ``true`` by habit):
 - retrieval support: the best dense similarity between the question and any chunk window;
   below ``answer_min_support`` nothing in the docs is about the question;
 - the generator's probability that the passages answer the question (the mass on "yes"
