@@ -35,6 +35,7 @@ from dirac_docs_mcp.store import (
     open_store,
 )
 from dirac_docs_mcp.store.fusion import weighted_rrf
+from tests.qdrant_local import open_local
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Payload indexes have no effect:UserWarning",
@@ -356,7 +357,7 @@ def test_filters(filled: EdgeStore) -> None:
 
 @pytest.fixture
 def client_store(tmp_path: Path):
-    store = QdrantClientStore._open_local(tmp_path / "client-index", COLLECTION)
+    store = open_local(tmp_path / "client-index", COLLECTION)
     yield store
     store.close()
 
@@ -537,7 +538,7 @@ def test_damaged_index_asks_for_a_rebuild(index_dir: Path) -> None:
 
 
 def test_old_qdrant_client_index_is_replaced(index_dir: Path) -> None:
-    old = QdrantClientStore._open_local(index_dir, COLLECTION)
+    old = open_local(index_dir, COLLECTION)
     fill(old, make_rows())
     old.close()
     assert (index_dir / "meta.json").is_file()
@@ -549,7 +550,7 @@ def test_old_qdrant_client_index_is_replaced(index_dir: Path) -> None:
         assert not (index_dir / "collection").exists()
         assert not (index_dir / "meta.json").exists()
     # other collections of the old index are left alone
-    old = QdrantClientStore._open_local(index_dir, "other")
+    old = open_local(index_dir, "other")
     fill(old, make_rows())
     old.close()
     with EdgeStore.open_path(index_dir, COLLECTION) as store:
