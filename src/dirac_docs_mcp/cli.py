@@ -188,7 +188,7 @@ def cmd_qa_export(args: argparse.Namespace) -> int:
 
 def _eval_answers(args: argparse.Namespace, questions: list[dict], aliases: dict) -> int:
     """answer_question over a question file: answered/abstained, keyphrase, citation, speed."""
-    from .evaluation import norm_path, norm_text
+    from .evaluation import answer_row, answer_summary
     from .runtime import Runtime
     from .tools.answer import answer_question
 
@@ -196,46 +196,14 @@ def _eval_answers(args: argparse.Namespace, questions: list[dict], aliases: dict
     with Runtime(_settings(args)) as runtime:
         for q in questions[: args.max_questions or None]:
             answer = answer_question(runtime, q["question"])
-            gold = {q.get("source")} | set(q.get("alt_sources", []))
-            text = norm_text(answer.answer)
-            row = {
-                "id": q["id"],
-                "unanswerable": q.get("kind") == "unanswerable",
-                "answered": answer.answered,
-                "keyphrase": any(norm_text(k) in text for k in q.get("keyphrases", [])),
-                "cites_gold": any(norm_path(c.source, aliases) in gold for c in answer.citations),
-                "seconds": answer.timings.get("total_s", 0.0),
-                "tokens_per_s": answer.timings.get("tokens_per_s", 0.0),
-                "support": answer.support,
-                "p_answerable": answer.p_answerable,
-                "answer": answer.answer,
-            }
+            row = answer_row(q, answer, aliases)
             rows.append(row)
             print(
                 f"{q['id']}  {'ANS' if row['answered'] else 'ABST'}  kp={int(row['keyphrase'])} "
                 f"cite={int(row['cites_gold'])}  {row['seconds']:.1f}s  {row['answer'][:70]!r}",
                 file=sys.stderr,
             )
-    answerable = [r for r in rows if not r["unanswerable"]]
-    unanswerable = [r for r in rows if r["unanswerable"]]
-
-    def share(items, pred):
-        return sum(1 for r in items if pred(r)) / len(items) if items else 0.0
-
-    speeds = [r["tokens_per_s"] for r in rows if r["tokens_per_s"]]
-    summary = {
-        "questions": len(rows),
-        "answered_with_keyphrase_and_gold_citation": share(
-            answerable, lambda r: r["answered"] and r["keyphrase"] and r["cites_gold"]
-        ),
-        "answered_with_gold_citation": share(
-            answerable, lambda r: r["answered"] and r["cites_gold"]
-        ),
-        "false_abstention_rate": share(answerable, lambda r: not r["answered"]),
-        "abstention_rate_unanswerable": share(unanswerable, lambda r: not r["answered"]),
-        "mean_seconds": sum(r["seconds"] for r in rows) / len(rows) if rows else 0.0,
-        "mean_tokens_per_s": sum(speeds) / len(speeds) if speeds else 0.0,
-    }
+    summary = answer_summary(rows)
     for key, value in summary.items():
         print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     if args.json:

@@ -1,4 +1,5 @@
-"""Retrieval evaluation in the format of ``shared/eval/score_retrieval.py``.
+"""Retrieval evaluation in the format of ``shared/eval/score_retrieval.py``, and the
+answer scoring of ``eval --answers``.
 
 A hit is relevant when its source is the question's gold source (or an alternative, after
 aliases) and its text contains one of the question's keyphrases (case-, whitespace- and
@@ -12,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import InvalidInputError
 
@@ -108,3 +110,51 @@ def run_retrieval(
             for q in questions:
                 out.write(json.dumps({"id": q["id"], "hits": run[q["id"]]}) + "\n")
     return run
+
+
+# --------------------------------------------------------------------------------------
+# answer scoring (``eval --answers``)
+
+
+def answer_row(question: dict, answer: Any, aliases: dict[str, str]) -> dict:
+    """One question's answer scored: answered or abstained, keyphrase in the answer, a gold
+    source among the citations, speed. ``answer`` is a :class:`~.schemas.Answer`."""
+    gold = {question.get("source")} | set(question.get("alt_sources", []))
+    text = norm_text(answer.answer)
+    return {
+        "id": question["id"],
+        "unanswerable": question.get("kind") == "unanswerable",
+        "answered": answer.answered,
+        "keyphrase": any(norm_text(k) in text for k in question.get("keyphrases", [])),
+        "cites_gold": any(norm_path(c.source, aliases) in gold for c in answer.citations),
+        "seconds": answer.timings.get("total_s", 0.0),
+        "tokens_per_s": answer.timings.get("tokens_per_s", 0.0),
+        "support": answer.support,
+        "p_answerable": answer.p_answerable,
+        "answer": answer.answer,
+    }
+
+
+def answer_summary(rows: list[dict]) -> dict:
+    """The shares over :func:`answer_row` rows: answered with keyphrase and gold citation,
+    false abstentions, abstentions on unanswerable questions, mean speed."""
+    answerable = [r for r in rows if not r["unanswerable"]]
+    unanswerable = [r for r in rows if r["unanswerable"]]
+
+    def share(items, pred):
+        return sum(1 for r in items if pred(r)) / len(items) if items else 0.0
+
+    speeds = [r["tokens_per_s"] for r in rows if r["tokens_per_s"]]
+    return {
+        "questions": len(rows),
+        "answered_with_keyphrase_and_gold_citation": share(
+            answerable, lambda r: r["answered"] and r["keyphrase"] and r["cites_gold"]
+        ),
+        "answered_with_gold_citation": share(
+            answerable, lambda r: r["answered"] and r["cites_gold"]
+        ),
+        "false_abstention_rate": share(answerable, lambda r: not r["answered"]),
+        "abstention_rate_unanswerable": share(unanswerable, lambda r: not r["answered"]),
+        "mean_seconds": sum(r["seconds"] for r in rows) / len(rows) if rows else 0.0,
+        "mean_tokens_per_s": sum(speeds) / len(speeds) if speeds else 0.0,
+    }
