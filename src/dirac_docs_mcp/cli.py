@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-prefix", help="chunks of documents under this path")
     p.add_argument("--section", help="chunks whose section breadcrumb contains this")
     p.add_argument("--all", action="store_true", help="sample among all chunks")
-    p.add_argument("-n", "--n-chunks", type=int, default=20, help="chunks at most (default 20)")
+    p.add_argument("-n", "--n-chunks", type=int, default=None, help="chunks at most (default 20)")
     p.add_argument("--pairs-per-chunk", type=int, default=None, help="default 2")
     p.add_argument("--batch-size", type=int, default=None, help="chunks per micro-batch (4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the chunk sample")

@@ -255,7 +255,7 @@ def build_server(settings: Settings, runtime: Runtime | None = None) -> MCPServe
         n_chunks: Annotated[
             int,
             Field(ge=1, le=settings.qa_max_chunks, description="how many chunks at most"),
-        ] = 20,
+        ] = settings.qa_n_chunks,
         pairs_per_chunk: Annotated[
             int, Field(ge=1, le=5, description="pairs asked per chunk")
         ] = settings.qa_pairs_per_chunk,

@@ -17,10 +17,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..config import Settings
 from ..errors import InvalidInputError
 from ..runtime import Runtime
 from ..schemas import QACounts, QAPair, QAReport
@@ -50,15 +51,18 @@ _SENTENCE_END = re.compile(r"[a-z0-9)][.!?:](\s|$)")
 @dataclass
 class QASelection:
     """Which chunks to generate from. At least one of query / source_prefix / section /
-    all_chunks; ``n_chunks`` caps the count; ``seed`` fixes the sample (not the query's
-    ranking, which is already deterministic)."""
+    all_chunks; ``n_chunks`` caps the count (None: the ``qa_n_chunks`` setting); ``seed``
+    fixes the sample (not the query's ranking, which is already deterministic)."""
 
     query: str | None = None
     source_prefix: str | None = None
     section: str | None = None
     all_chunks: bool = False
-    n_chunks: int = 20
+    n_chunks: int | None = None
     seed: int = 0
+
+    def with_defaults(self, settings: Settings) -> QASelection:
+        return self if self.n_chunks is not None else replace(self, n_chunks=settings.qa_n_chunks)
 
 
 def content_free_reason(text: str, min_words: int) -> str | None:
@@ -87,6 +91,7 @@ def content_free_reason(text: str, min_words: int) -> str | None:
 def select_chunks(runtime: Runtime, selection: QASelection) -> tuple[list[StoredChunk], int]:
     """(chunks to use, number skipped as content-free)."""
     settings = runtime.settings
+    selection = selection.with_defaults(settings)
     if not (selection.query or selection.source_prefix or selection.section) and not (
         selection.all_chunks
     ):
@@ -188,6 +193,7 @@ def generate_qa_pairs(
     Chunks already done in ``output`` are skipped (resume). ``cancel`` stops after the
     batch in flight, which is dropped; everything written before stays."""
     settings = runtime.settings
+    selection = selection.with_defaults(settings)
     pairs_per_chunk = pairs_per_chunk or settings.qa_pairs_per_chunk
     batch_size = batch_size or settings.qa_batch_size
     if not 1 <= pairs_per_chunk <= 5:
