@@ -132,7 +132,7 @@ class GrammarCache:
         self._stop_ids = stop_ids
         self._lock = threading.Lock()
         self._compiler = None
-        self._grammars: dict[str, Any] = {}
+        self.grammars: dict[str, Any] = {}  # by schema_key
 
     def compiled(self, schema: dict):
         import xgrammar as xgr
@@ -144,7 +144,7 @@ class GrammarCache:
                     self._tokenizer, vocab_size=self._vocab_size, stop_token_ids=self._stop_ids
                 )
                 self._compiler = xgr.GrammarCompiler(info)
-            grammar = self._grammars.get(key)
+            grammar = self.grammars.get(key)
             if grammar is None:
                 start = time.perf_counter()
                 try:
@@ -152,7 +152,7 @@ class GrammarCache:
                     grammar = self._compiler.compile_json_schema(key, any_whitespace=False)
                 except Exception as exc:  # xgrammar raises RuntimeError/ValueError variants
                     raise GenerationError(f"the JSON schema cannot be compiled: {exc}") from exc
-                self._grammars[key] = grammar
+                self.grammars[key] = grammar
                 log.info("JSON grammar compiled in %.2f s", time.perf_counter() - start)
             return grammar
 

@@ -123,7 +123,8 @@ class TransformersGenerator:
             self.pad_id = self.stop_ids[0] if self.stop_ids else 0
         self.vocab_size = int(getattr(config, "vocab_size", 0) or len(self.tokenizer))
         self._lock = threading.Lock()  # one forward pass at a time
-        self._grammars = GrammarCache(self.tokenizer, self.vocab_size, self.stop_ids)
+        self._grammar_cache = GrammarCache(self.tokenizer, self.vocab_size, self.stop_ids)
+        self._grammars = self._grammar_cache.grammars  # compiled grammars by schema_key
         self._yes_no: tuple[list[int], list[int]] | None = None
         self.load_seconds = time.perf_counter() - start
         log.info(
@@ -243,7 +244,7 @@ class TransformersGenerator:
         reason instead when the lock could not be had before the deadline or cancel."""
         processor = None
         if json_schema is not None:
-            processor = self._grammars.logits_processor(json_schema)
+            processor = self._grammar_cache.logits_processor(json_schema)
         blocked = self._acquire(deadline, cancel)
         if blocked is not None:
             return blocked
