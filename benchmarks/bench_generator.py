@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dirac_docs_mcp.generator import TransformersGenerator, resolve_device, resolve_quantization
-    from dirac_docs_mcp.generator_models import GeneratorModelSpec, resolve_generator_model
+    from dirac_docs_mcp.models.llm import GeneratorModelSpec, resolve_generator_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -112,11 +112,14 @@ class Corpus:
 
 
 def open_store(backend: str, path: Path):
-    from dirac_docs_mcp.store import EdgeStore, QdrantClientStore
+    from dirac_docs_mcp.store import EdgeStore
 
     if backend == "edge":
         return EdgeStore.open_path(path, "bench")
-    return QdrantClientStore._open_local(path, "bench")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+    from tests.qdrant_local import open_local
+
+    return open_local(path, "bench")
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:

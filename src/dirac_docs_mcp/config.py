@@ -176,6 +176,7 @@ class Settings(BaseSettings):
         description="generator for Q-A pairs (default: generator_model). qwen2.5-coder-1.5b "
         "grounds 87 % of its pairs against the 0.5B's 64 %, at a quarter of the speed",
     )
+    qa_n_chunks: int = Field(default=20, ge=1, le=100_000, description="chunks per run if not said")
     qa_pairs_per_chunk: int = Field(default=2, ge=1, le=5)
     qa_batch_size: int = Field(default=4, ge=1, le=32, description="chunks per micro-batch")
     qa_max_chunks: int = Field(default=1000, ge=1, le=100_000, description="cap per run")

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from .errors import ModelError
-from .models import EmbeddingModelSpec, tokenizer_path, write_bm25_dir
+from .models.embedding import EmbeddingModelSpec, tokenizer_path, write_bm25_dir
 from .stopwords import ENGLISH_STOPWORDS
 
 log = logging.getLogger(__name__)

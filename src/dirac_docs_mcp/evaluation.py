@@ -1,4 +1,5 @@
-"""Retrieval evaluation in the format of ``shared/eval/score_retrieval.py``.
+"""Retrieval evaluation in the format of ``shared/eval/score_retrieval.py``, and the
+answer scoring of ``eval --answers``.
 
 A hit is relevant when its source is the question's gold source (or an alternative, after
 aliases) and its text contains one of the question's keyphrases (case-, whitespace- and

@@ -1,4 +1,5 @@
-"""Process-wide handles: settings, the index and the encoders, each opened on first use.
+"""Process-wide handles: settings, the index, the encoders and the generators, each opened
+on first use and released by :meth:`Runtime.close`.
 
 The server holds one Runtime for its life, so the MCP handshake never waits for a model
 or the index; the CLI makes one per command.
@@ -10,8 +11,10 @@ import threading
 
 from .config import Settings
 from .embeddings import Encoders
-from .models import resolve_dense2_model, resolve_embedding_model
-from .store import Store, check_model_ids
+from .generator.base import Generator
+from .models.embedding import resolve_dense2_model, resolve_embedding_model
+from .models.registry import dense2_names_by_model_id
+from .store import Store, check_model_ids, open_store
 
 
 class Runtime:
@@ -21,12 +24,13 @@ class Runtime:
         self._store: Store | None = None
         self._encoders: Encoders | None = None
         self._models_checked = False
+        self._generators = None  # a GeneratorCache once a generator is asked for
 
     @property
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self._store = Store.open(self.settings)
+                self._store = open_store(self.settings)
             return self._store
 
     @property
@@ -50,6 +54,21 @@ class Runtime:
                 )
             return self._encoders
 
+    def generator(self, model_name: str | None = None) -> Generator:
+        """The generator for ``model_name`` (default: the ``generator_model`` setting), with
+        the other generator settings; loaded on first use, one per model for the runtime's
+        life."""
+        from .generator.transformers_backend import GeneratorCache
+
+        settings = self.settings
+        if model_name and model_name != settings.generator_model:
+            settings = settings.model_copy(update={"generator_model": model_name})
+        with self._lock:
+            if self._generators is None:
+                self._generators = GeneratorCache()
+            cache = self._generators
+        return cache.get(settings)
+
     def check_index_models(self) -> None:
         """Refuse (once per process, :class:`ModelMismatchError`) to search an index built
         with other embedding models than the configured ones: the query vectors would not
@@ -60,14 +79,12 @@ class Runtime:
         if meta is not None:
             encoders = self.encoders
             dense2 = encoders.dense2_spec
-            from .wheel_parts import BUILTIN_PARTS
-
             check_model_ids(
                 self.store.location,
                 meta,
                 encoders.spec.model_id,
                 dense2.model_id if dense2 else None,
-                {parts.model_id: name for name, parts in BUILTIN_PARTS.items()},
+                dense2_names_by_model_id(),
             )
         self._models_checked = True
 
@@ -80,6 +97,9 @@ class Runtime:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            if self._generators is not None:
+                self._generators.clear()
+                self._generators = None
 
     def __enter__(self) -> Runtime:
         return self

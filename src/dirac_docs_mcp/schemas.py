@@ -55,7 +55,9 @@ class Chunk(BaseModel):
         """What gets embedded and keyword-indexed: where the text lives, then the text.
 
         The path and heading trail carry most of the signal for short technical
-        questions (see MODELS.md); they are prepended, never stored in ``text``.
+        questions (on the dev questions BM25 over path-prefixed chunks found more than
+        MiniLM alone: recall@5 0.80 against 0.61); they are prepended, never stored in
+        ``text``.
         """
         head = self.source
         if self.breadcrumb:

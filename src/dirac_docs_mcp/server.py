@@ -329,7 +329,7 @@ def build_server(
             Field(
                 strict=True, ge=1, le=settings.qa_max_chunks, description="how many chunks at most"
             ),
-        ] = 20,
+        ] = settings.qa_n_chunks,
         pairs_per_chunk: Annotated[
             int, Field(strict=True, ge=1, le=5, description="pairs asked per chunk")
         ] = settings.qa_pairs_per_chunk,

@@ -13,7 +13,8 @@ import pytest
 from dirac_docs_mcp.errors import StoreError
 from dirac_docs_mcp.indexer.pipeline import Indexer
 from dirac_docs_mcp.runtime import Runtime
-from dirac_docs_mcp.store import Store
+from dirac_docs_mcp.store import open_store
+from tests.qdrant_local import open_local
 
 from ..conftest import FIXTURE_FILES, write_fixture_corpus
 
@@ -91,14 +92,14 @@ def test_unreachable_qdrant_server_is_a_clear_error_not_a_hang(settings_factory)
     settings = settings_factory(qdrant_url="http://127.0.0.1:9", qdrant_timeout_s=2)
     started = time.time()
     with pytest.raises(StoreError, match="cannot reach Qdrant at http://127.0.0.1:9"):
-        Store.open(settings)
+        open_store(settings)
     assert time.time() - started < 10
 
 
 def test_copy_embedded_index_to_a_qdrant_client_store(tmp_path, settings_factory):
     """What `dirac-docs-mcp migrate --to-url` does, with qdrant-client's embedded mode
     standing in for a server (same QdrantClientStore code; no server runs here)."""
-    from dirac_docs_mcp.store import QdrantClientStore, copy_index
+    from dirac_docs_mcp.store import copy_index
 
     corpus = write_fixture_corpus(tmp_path / "corpus")
     settings = settings_factory()
@@ -107,7 +108,7 @@ def test_copy_embedded_index_to_a_qdrant_client_store(tmp_path, settings_factory
         query_dense = rt.encoders.dense.embed_query("when is a job declared stalled")
         query_sparse = rt.encoders.sparse.embed_query("when is a job declared stalled")
         source = rt.store
-        target = QdrantClientStore._open_local(tmp_path / "server", settings.collection)
+        target = open_local(tmp_path / "server", settings.collection)
         try:
             copied = copy_index(source, target)
             assert copied == source.count() == target.count()

@@ -27,6 +27,7 @@ from dirac_docs_mcp.generator import (  # noqa: E402
     load_generator,
     schema_errors,
     schema_key,
+    transformers_backend,  # noqa: E402
 )
 
 QA_SCHEMA = {
@@ -131,8 +132,10 @@ def test_json_schema_output_always_parses(generator) -> None:
 
 
 def test_json_fallback_without_xgrammar(generator, monkeypatch) -> None:
-    real = gen_module._has_module
-    monkeypatch.setattr(gen_module, "_has_module", lambda name: name != "xgrammar" and real(name))
+    real = transformers_backend._has_module
+    monkeypatch.setattr(
+        transformers_backend, "_has_module", lambda name: name != "xgrammar" and real(name)
+    )
     try:
         result = generator.generate(qa_prompt(TOPICS[0]), max_new_tokens=160, json_schema=QA_SCHEMA)
     except GenerationError as exc:  # SmolLM may fail twice: then the error must say so
@@ -155,8 +158,10 @@ def test_micro_batch_rows_all_parse(generator) -> None:
 
 
 def test_micro_batch_without_xgrammar_repairs_or_reports_each_row(generator, monkeypatch) -> None:
-    real = gen_module._has_module
-    monkeypatch.setattr(gen_module, "_has_module", lambda name: name != "xgrammar" and real(name))
+    real = transformers_backend._has_module
+    monkeypatch.setattr(
+        transformers_backend, "_has_module", lambda name: name != "xgrammar" and real(name)
+    )
     results = generator.generate_batch(
         [qa_prompt(fact) for fact in TOPICS[:2]], max_new_tokens=160, json_schema=QA_SCHEMA
     )

@@ -22,14 +22,14 @@ from dirac_docs_mcp.generator import (
     schema_key,
     word_token_ids,
 )
-from dirac_docs_mcp.generator_models import (
-    BUILTINS,
-    MARKER,
+from dirac_docs_mcp.models.files import MARKER
+from dirac_docs_mcp.models.llm import (
     GeneratorModelSpec,
     install_command,
     join_files,
     resolve_generator_model,
 )
+from dirac_docs_mcp.models.registry import GENERATOR_BUILTINS as BUILTINS
 
 QA_SCHEMA = {
     "type": "array",

@@ -619,7 +619,7 @@ def test_unsupported_and_unreadable_files(tmp_path):
 
 
 def test_unexpected_errors_are_wrapped(tmp_path, monkeypatch):
-    import dirac_docs_mcp.indexer.loaders as loaders
+    from dirac_docs_mcp.indexer.loaders import markdown as loaders
 
     def broken(*args, **kwargs):
         raise ValueError("multi\nline\nfailure")

@@ -32,8 +32,10 @@ from dirac_docs_mcp.store import (
     StoredChunk,
     ancestor_dirs,
     file_point_id,
+    open_store,
 )
-from dirac_docs_mcp.store.base import weighted_rrf
+from dirac_docs_mcp.store.fusion import weighted_rrf
+from tests.qdrant_local import open_local
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Payload indexes have no effect:UserWarning",
@@ -137,7 +139,7 @@ def search(store: Store, rng: random.Random, **kw) -> list[StoredChunk]:
 # --- opening ----------------------------------------------------------------------------
 def test_open_without_url_is_embedded_edge(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, collection=COLLECTION)
-    with Store.open(settings) as store:
+    with open_store(settings) as store:
         assert isinstance(store, EdgeStore)
         assert store.location == str(settings.index_path)
         assert store.collection == COLLECTION
@@ -152,7 +154,7 @@ def test_open_without_url_is_embedded_edge(tmp_path: Path) -> None:
 def test_open_with_unreachable_url_is_a_store_error(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, qdrant_url="http://127.0.0.1:9", qdrant_timeout_s=2)
     with pytest.raises(StoreError, match="cannot reach Qdrant"):
-        Store.open(settings)
+        open_store(settings)
 
 
 def test_search_without_index_is_a_store_error(edge: EdgeStore) -> None:
@@ -355,7 +357,7 @@ def test_filters(filled: EdgeStore) -> None:
 
 @pytest.fixture
 def client_store(tmp_path: Path):
-    store = QdrantClientStore._open_local(tmp_path / "client-index", COLLECTION)
+    store = open_local(tmp_path / "client-index", COLLECTION)
     yield store
     store.close()
 
@@ -422,9 +424,9 @@ def test_second_opener_gets_index_in_use(filled: EdgeStore, index_dir: Path) -> 
         f"""
         from dirac_docs_mcp.config import Settings
         from dirac_docs_mcp.errors import IndexInUseError
-        from dirac_docs_mcp.store import Store
+        from dirac_docs_mcp.store import open_store
         try:
-            Store.open(Settings(index_path={str(index_dir)!r}, collection={COLLECTION!r}))
+            open_store(Settings(index_path={str(index_dir)!r}, collection={COLLECTION!r}))
         except IndexInUseError as exc:
             print("IN USE:", exc)
         else:
@@ -536,7 +538,7 @@ def test_damaged_index_asks_for_a_rebuild(index_dir: Path) -> None:
 
 
 def test_old_qdrant_client_index_is_replaced(index_dir: Path) -> None:
-    old = QdrantClientStore._open_local(index_dir, COLLECTION)
+    old = open_local(index_dir, COLLECTION)
     fill(old, make_rows())
     old.close()
     assert (index_dir / "meta.json").is_file()
@@ -548,7 +550,7 @@ def test_old_qdrant_client_index_is_replaced(index_dir: Path) -> None:
         assert not (index_dir / "collection").exists()
         assert not (index_dir / "meta.json").exists()
     # other collections of the old index are left alone
-    old = QdrantClientStore._open_local(index_dir, "other")
+    old = open_local(index_dir, "other")
     fill(old, make_rows())
     old.close()
     with EdgeStore.open_path(index_dir, COLLECTION) as store:
@@ -678,7 +680,7 @@ def test_dense2_same_ranking_as_qdrant_client_and_copied(
 
 # --- score fusion --------------------------------------------------------------------------
 def test_minmax_fusion_by_hand() -> None:
-    from dirac_docs_mcp.store.base import minmax_fusion
+    from dirac_docs_mcp.store.fusion import minmax_fusion
 
     dense = [("a", 0.9), ("b", 0.5), ("c", 0.4)]  # a: 1, b: 0.2, c: 0
     sparse = [("c", 12.0), ("d", 2.0)]  # c: 1, d: 0

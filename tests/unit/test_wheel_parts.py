@@ -15,14 +15,10 @@ from pathlib import Path
 import pytest
 
 from dirac_docs_mcp.errors import ModelError
-from dirac_docs_mcp.models import resolve_dense2_model
-from dirac_docs_mcp.wheel_parts import (
-    EMBEDDINGGEMMA_300M,
-    MARKER,
-    WheelParts,
-    assemble,
-    installed_folder,
-)
+from dirac_docs_mcp.models.embedding import resolve_dense2_model
+from dirac_docs_mcp.models.files import MARKER
+from dirac_docs_mcp.models.registry import EMBEDDINGGEMMA_300M, WheelParts
+from dirac_docs_mcp.models.wheel_parts import assemble, installed_folder
 
 
 def sha(data: bytes) -> str:

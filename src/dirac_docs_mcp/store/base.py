@@ -1,22 +1,10 @@
 """What every index backend shares: the record shapes, the point-id scheme and the
-:class:`Store` interface the indexer and the tools program against.
-
-Layout (one place for it):
-
-- chunks: one point per chunk, named vectors ``dense`` and ``bm25``. ``dense`` is a
-  multivector: one cosine vector per window of the chunk the embedding model can read
-  whole, and a chunk scores as its best window (MaxSim); a single vector is a one-window
-  chunk. ``bm25`` is sparse, IDF applied by Qdrant. An index built with a second dense
-  model (``dense2_model``) also has ``dense2``: one cosine vector of the whole chunk. Payload payload ``text, source, section, breadcrumb, position, page, root,
-  dirs`` with keyword indexes on ``source`` and ``dirs`` and a full-text index (word
-  tokens, lowercased) on ``section``.
-- files (the manifest): vectorless points, one per indexed file (``kind=file``: root,
-  source, sha256, chunk ids) and one ``kind=meta`` point holding the embedding model id,
-  its dimension (and those of the second dense model, if any) and the indexed roots. An
-  index built with other models is refused.
+:class:`Store` interface the indexer and the tools program against. The collection layout
+and the model checks are in :mod:`.meta`, the fusion maths in :mod:`.fusion`.
 
 Two backends implement it: :class:`~.edge_store.EdgeStore` (embedded, on disk, the default)
-and :class:`~.qdrant_client_store.QdrantClientStore` (a Qdrant server or cluster by URL).
+and :class:`~.qdrant_client_store.QdrantClientStore` (a Qdrant server or cluster by URL);
+:func:`dirac_docs_mcp.store.open_store` picks one.
 """
 
 from __future__ import annotations
@@ -24,12 +12,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import IndexInUseError, ModelMismatchError, StoreError
-
-if TYPE_CHECKING:
-    from ..config import Settings
+from ..errors import IndexInUseError, StoreError
+from .meta import Dense2, meta_dense2
 
 DENSE = "dense"
 DENSE2 = "dense2"
@@ -37,16 +23,11 @@ SPARSE = "bm25"
 _NAMESPACE = uuid.UUID("6f1c1d3e-8a52-4d47-9a55-2f0f5b1f3c11")
 _META_ID = str(uuid.uuid5(_NAMESPACE, "__meta__"))
 UPSERT_BATCH = 256
-#: the collection layout, kept in meta: 1 = one dense vector per chunk (before the
-#: embedded index moved to Qdrant Edge), 2 = dense windows scored by MaxSim
-LAYOUT = 2
 
 DenseInput = Sequence[float] | Sequence[Sequence[float]]
 #: (point id, payload, dense vector or window vectors -- or ``{DENSE: windows, DENSE2:
 #: vector}`` in an index with a second dense model --, (sparse indices, sparse values))
 ChunkRow = tuple[str, dict[str, Any], Any, tuple[list[int], list[float]]]
-#: the second dense model of a collection: (model id, dimension)
-Dense2 = tuple[str, int]
 
 
 def as_list(values: Any) -> list:
@@ -143,66 +124,7 @@ def ancestor_dirs(source: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def weighted_rrf(
-    ranked_lists: Sequence[Sequence[str]], k: int, weights: Sequence[float]
-) -> list[tuple[str, float]]:
-    """Weighted reciprocal-rank fusion, exactly as Qdrant defines it (and as qdrant-client's
-    embedded mode computes it): the point at 0-based rank ``r`` of a list with weight ``w``
-    scores ``1 / ((r + 1) / w + k - 1)`` (``1 / (k + r)`` at ``w = 1``; nothing at
-    ``w <= 0``), summed over the lists, best first.
-
-    Ties keep the order of first appearance (the first list, then the next), which makes
-    the ranking deterministic; Qdrant's own fusion leaves ties in hash-map order.
-    """
-    scores: dict[str, float] = {}
-    for ranked, weight in zip(ranked_lists, weights, strict=True):
-        for rank, pid in enumerate(ranked):
-            score = 0.0 if weight <= 0 else 1.0 / ((rank + 1.0) / weight + k - 1.0)
-            scores[pid] = scores.get(pid, 0.0) + score
-    return sorted(scores.items(), key=lambda item: item[1], reverse=True)
-
-
-def minmax_fusion(
-    scored_lists: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float]
-) -> list[tuple[str, float]]:
-    """Convex combination of min-max normalised scores ("score fusion").
-
-    Each list's scores are scaled to [0, 1] over that list (its best candidate 1, its last
-    0; a list whose scores are all equal gives each 1), multiplied by the list's weight and
-    summed; a point absent from a list gets nothing from it. Unlike rank fusion this keeps
-    how far ahead a retriever's best candidates are, which a strong dense model makes worth
-    keeping (measured in ``benchmarks/results/dense2_fusion_grid.json``). Ties keep the
-    order of first appearance, as in :func:`weighted_rrf`.
-    """
-    scores: dict[str, float] = {}
-    for scored, weight in zip(scored_lists, weights, strict=True):
-        if not scored:
-            continue
-        values = [s for _, s in scored]
-        lo, hi = min(values), max(values)
-        for pid, value in scored:
-            norm = 1.0 if hi == lo else (value - lo) / (hi - lo)
-            scores[pid] = scores.get(pid, 0.0) + (max(weight, 0.0) * norm)
-    return sorted(scores.items(), key=lambda item: item[1], reverse=True)
-
-
-def fuse(
-    scored_lists: Sequence[Sequence[tuple[str, float]]],
-    fusion: str,
-    rrf_k: int,
-    weights: Sequence[float],
-) -> list[tuple[str, float]]:
-    """The fused ranking of ``(point id, score)`` lists, best first."""
-    if fusion == "minmax":
-        return minmax_fusion(scored_lists, weights)
-    if fusion == "rrf":
-        return weighted_rrf([[pid for pid, _ in lst] for lst in scored_lists], rrf_k, weights)
-    raise ValueError(f"unknown fusion {fusion!r}")
-
-
-def in_fused_order(
-    fused: Sequence[tuple[str, float]], points: Iterable[Any]
-) -> list[StoredChunk]:
+def in_fused_order(fused: Sequence[tuple[str, float]], points: Iterable[Any]) -> list[StoredChunk]:
     """The retrieved ``points`` (with payload) as chunks, in the order and with the scores of
     ``fused``; an id that was not retrieved (deleted meanwhile) is left out."""
     payloads = {str(p.id): p.payload or {} for p in points}
@@ -226,113 +148,14 @@ def in_use_error(path: object) -> IndexInUseError:
     )
 
 
-_REINDEX = (
-    "re-index from scratch with 'dirac-docs-mcp index --rebuild PATH', or use another "
-    "collection (DIRAC_MCP_COLLECTION)"
-)
-_REINDEX_HINT = _REINDEX[0].upper() + _REINDEX[1:]
-
-
-def model_mismatch_error(
-    location: str, meta: dict[str, Any], model_id: str, dim: int
-) -> ModelMismatchError:
-    return ModelMismatchError(
-        f"the index at {location} was built with embedding model "
-        f"'{meta.get('model_id')}' ({meta.get('dim')}-d), not '{model_id}' ({dim}-d). "
-        + _REINDEX_HINT
-    )
-
-
-def meta_dense2(meta: dict[str, Any]) -> Dense2 | None:
-    """The second dense model an index was built with, if any."""
-    if not meta.get("dense2_model_id"):
-        return None
-    return str(meta["dense2_model_id"]), int(meta.get("dense2_dim", 0))
-
-
-def _describe_dense2(dense2: Dense2 | None) -> str:
-    return f"'{dense2[0]}' ({dense2[1]}-d)" if dense2 else "none"
-
-
-def check_meta(
-    location: str, meta: dict[str, Any], model_id: str, dim: int, dense2: Dense2 | None = None
-) -> None:
-    """Raise :class:`ModelMismatchError` unless the index was built with these models and
-    this layout."""
-    if meta.get("model_id") != model_id or int(meta.get("dim", 0)) != dim:
-        raise model_mismatch_error(location, meta, model_id, dim)
-    if meta_dense2(meta) != (tuple(dense2) if dense2 else None):
-        raise ModelMismatchError(
-            f"the index at {location} was built with second dense model "
-            f"{_describe_dense2(meta_dense2(meta))}, not {_describe_dense2(dense2)} "
-            f"(DIRAC_MCP_DENSE2_MODEL). " + _REINDEX_HINT
-        )
-    if meta.get("layout", 1) != LAYOUT:
-        raise ModelMismatchError(
-            f"the index at {location} was built by an older version of dirac-docs-mcp "
-            f"(layout {meta.get('layout', 1)}, now {LAYOUT}). Re-index from scratch with "
-            f"'dirac-docs-mcp index --rebuild PATH'"
-        )
-
-
-def check_model_ids(
-    location: str,
-    meta: dict[str, Any],
-    model_id: str,
-    dense2_model_id: str | None,
-    known_names: dict[str, str] | None = None,
-) -> None:
-    """The search-time check: the configured models are those the index was built with.
-    ``known_names`` maps built-in second-model ids to their setting names, for the hint."""
-    if meta.get("model_id") != model_id:
-        raise ModelMismatchError(
-            f"the index at {location} was built with embedding model "
-            f"'{meta.get('model_id')}', but '{model_id}' is configured "
-            f"(DIRAC_MCP_EMBEDDING_MODEL). " + _REINDEX_HINT
-        )
-    built = meta.get("dense2_model_id") or None
-    if built != dense2_model_id:
-        setting = (known_names or {}).get(built or "")
-        hint = (
-            f"Set DIRAC_MCP_DENSE2_MODEL={setting} to search it as built, or {_REINDEX}"
-            if setting
-            else _REINDEX_HINT
-        )
-        raise ModelMismatchError(
-            f"the index at {location} was built with second dense model "
-            f"'{built or 'none'}', but '{dense2_model_id or 'none'}' is configured "
-            f"(DIRAC_MCP_DENSE2_MODEL). {hint}"
-        )
-
-
-def new_meta(model_id: str, dim: int, dense2: Dense2 | None = None) -> dict[str, Any]:
-    meta = {"kind": "meta", "model_id": model_id, "dim": dim, "layout": LAYOUT, "roots": []}
-    if dense2:
-        meta.update(dense2_model_id=dense2[0], dense2_dim=int(dense2[1]))
-    return meta
-
-
 class Store:
-    """The index. Open with :meth:`open`; use as a context manager or call :meth:`close`.
-
-    ``Store.open`` picks the backend: a Qdrant server when ``qdrant_url`` is set, else the
-    embedded on-disk index at ``index_path``. Every method is safe to call from several
-    threads of one process.
+    """The index. Open with :func:`dirac_docs_mcp.store.open_store`; use as a context
+    manager or call :meth:`close`. Every method is safe to call from several threads of one
+    process.
     """
 
     collection: str
     location: str
-
-    # --- opening ------------------------------------------------------------------------
-    @classmethod
-    def open(cls, settings: Settings) -> Store:
-        if settings.qdrant_url:
-            from .qdrant_client_store import QdrantClientStore
-
-            return QdrantClientStore.connect(settings)
-        from .edge_store import EdgeStore
-
-        return EdgeStore.open_path(settings.index_path, settings.collection)
 
     def close(self) -> None:
         raise NotImplementedError

@@ -18,6 +18,12 @@ loses nothing and a reopen replays the log. ``flush`` (segments to disk, fsync) 
 of milliseconds, so it runs at most every ``FLUSH_INTERVAL_S`` while indexing, at the end
 of a run (``set_roots``), after deletes of whole files and on ``close``. A shard is created
 in a temporary folder and renamed into place, so a half-created shard is never loaded.
+
+Why one module of ~570 lines: every method is one Store operation translated to the Edge
+API, and they share the lock, the flush clock and the shard handles; split by operation,
+each piece would need all three and the file lock's lifecycle would be spread out. The
+record shapes, the layout checks and the fusion maths already live in :mod:`.base`,
+:mod:`.meta` and :mod:`.fusion`.
 """
 
 from __future__ import annotations
@@ -41,22 +47,20 @@ from .base import (
     SPARSE,
     UPSERT_BATCH,
     ChunkRow,
-    Dense2,
     DenseInput,
     FileRecord,
     Store,
     StoredChunk,
     as_list,
     as_windows,
-    check_meta,
-    fuse,
     in_fused_order,
     in_use_error,
     named_dense,
-    new_meta,
     one_line,
     row_from_point,
 )
+from .fusion import fuse
+from .meta import Dense2, check_meta, new_meta
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The index on a Qdrant server or cluster, by URL, through qdrant-client.
 
-``_open_local`` opens qdrant-client's embedded mode instead (pure Python, brute force);
-it is kept only for tests and benchmarks that compare it with :mod:`.edge_store`.
+Tests and benchmarks also open it on qdrant-client's embedded mode (pure Python, brute
+force) with ``tests/qdrant_local.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
@@ -20,22 +19,19 @@ from .base import (
     SPARSE,
     UPSERT_BATCH,
     ChunkRow,
-    Dense2,
     DenseInput,
     FileRecord,
     Store,
     StoredChunk,
     as_list,
     as_windows,
-    check_meta,
-    fuse,
     in_fused_order,
-    in_use_error,
     named_dense,
-    new_meta,
     one_line,
     row_from_point,
 )
+from .fusion import fuse
+from .meta import Dense2, check_meta, new_meta
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -71,23 +67,6 @@ class QdrantClientStore(Store):
                 f"cannot reach Qdrant at {settings.qdrant_url}: {one_line(exc)}"
             ) from None
         return cls(client, settings.collection, str(settings.qdrant_url))
-
-    @classmethod
-    def _open_local(cls, path: Path | str, collection: str) -> QdrantClientStore:
-        """qdrant-client's embedded mode (tests and benchmarks only)."""
-        from qdrant_client import QdrantClient
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        try:
-            client = QdrantClient(path=str(path))
-        except RuntimeError as exc:
-            if "already accessed" in str(exc):
-                raise in_use_error(path) from None
-            raise StoreError(f"cannot open the index at {path}: {one_line(exc)}") from None
-        except Exception as exc:
-            raise StoreError(f"cannot open the index at {path}: {one_line(exc)}") from None
-        return cls(client, collection, str(path))
 
     def close(self) -> None:
         try:

@@ -395,7 +395,7 @@ def answer_question(
         )
 
     t0 = time.perf_counter()
-    generator = runtime.generator() if hasattr(runtime, "generator") else _load(settings)
+    generator = runtime.generator()
     timings["generator_load_s"] = round(time.perf_counter() - t0, 4)
 
     p_answerable = None
@@ -403,14 +403,7 @@ def answer_question(
         t0 = time.perf_counter()
         judge = generator
         if settings.answer_judge_model and settings.answer_judge_model != settings.generator_model:
-            judge_settings = settings.model_copy(
-                update={"generator_model": settings.answer_judge_model}
-            )
-            judge = (
-                runtime.generator(settings.answer_judge_model)
-                if hasattr(runtime, "generator")
-                else _load(judge_settings)
-            )
+            judge = runtime.generator(settings.answer_judge_model)
         messages = build_messages(question, hits, settings.answer_max_chars_per_passage)
         p_answerable = judge.yes_probability(judge_messages(question, messages))
         timings["judge_s"] = round(time.perf_counter() - t0, 4)
@@ -545,12 +538,6 @@ def _citation(hit: SearchHit) -> Citation:
         link=hit.link,
         page=hit.page,
     )
-
-
-def _load(settings):
-    from ..generator import load_generator
-
-    return load_generator(settings)
 
 
 def format_answer(answer: Answer) -> str:

@@ -15,10 +15,10 @@ import numpy as np
 from .support import claim_words, content_words, says_unknown
 
 QUESTION_MIN_CHARS = 12
-QUESTION_MAX_CHARS = 300
+QUESTION_MAX_CHARS = 200  # also the maxLength of the schema the model is held to
 QUESTION_MIN_WORDS = 4
 ANSWER_MIN_CHARS = 2
-ANSWER_MAX_CHARS = 800
+ANSWER_MAX_CHARS = 320  # also the maxLength of the schema the model is held to
 
 # a question or answer about the prompt itself rather than about DIRAC
 _ABOUT_PROMPT = re.compile(

@@ -17,16 +17,24 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..config import Settings
 from ..errors import InvalidInputError
 from ..runtime import Runtime
 from ..schemas import QACounts, QAPair, QAReport
 from ..store import StoredChunk
 from .qa_files import PairFile, pair_id
-from .qa_gates import QuestionDeduper, about_prompt, grounding_score, schema_problem
+from .qa_gates import (
+    ANSWER_MAX_CHARS,
+    QUESTION_MAX_CHARS,
+    QuestionDeduper,
+    about_prompt,
+    grounding_score,
+    schema_problem,
+)
 from .search import normalize_source_prefix, require_index, retrieve
 
 ProgressFn = Callable[[int, int, str], None]
@@ -36,9 +44,6 @@ QA_SYSTEM_PROMPT = (
     "must be answerable from the passage alone, and every answer must use only facts stated "
     "in the passage."
 )
-QUESTION_MAX_CHARS = 200
-ANSWER_MAX_CHARS = 320
-
 _WORDS = re.compile(r"[A-Za-z]{2,}")
 _SENTENCE_END = re.compile(r"[a-z0-9)][.!?:](\s|$)")
 
@@ -46,15 +51,18 @@ _SENTENCE_END = re.compile(r"[a-z0-9)][.!?:](\s|$)")
 @dataclass
 class QASelection:
     """Which chunks to generate from. At least one of query / source_prefix / section /
-    all_chunks; ``n_chunks`` caps the count; ``seed`` fixes the sample (not the query's
-    ranking, which is already deterministic)."""
+    all_chunks; ``n_chunks`` caps the count (None: the ``qa_n_chunks`` setting); ``seed``
+    fixes the sample (not the query's ranking, which is already deterministic)."""
 
     query: str | None = None
     source_prefix: str | None = None
     section: str | None = None
     all_chunks: bool = False
-    n_chunks: int = 20
+    n_chunks: int | None = None
     seed: int = 0
+
+    def with_defaults(self, settings: Settings) -> QASelection:
+        return self if self.n_chunks is not None else replace(self, n_chunks=settings.qa_n_chunks)
 
 
 def content_free_reason(text: str, min_words: int) -> str | None:
@@ -83,6 +91,7 @@ def content_free_reason(text: str, min_words: int) -> str | None:
 def select_chunks(runtime: Runtime, selection: QASelection) -> tuple[list[StoredChunk], int]:
     """(chunks to use, number skipped as content-free)."""
     settings = runtime.settings
+    selection = selection.with_defaults(settings)
     if not (selection.query or selection.source_prefix or selection.section) and not (
         selection.all_chunks
     ):
@@ -188,6 +197,7 @@ def generate_qa_pairs(
     Chunks already done in ``output`` are skipped (resume). ``cancel`` stops after the
     batch in flight, which is dropped; everything written before stays."""
     settings = runtime.settings
+    selection = selection.with_defaults(settings)
     pairs_per_chunk = pairs_per_chunk or settings.qa_pairs_per_chunk
     batch_size = batch_size or settings.qa_batch_size
     if not 1 <= pairs_per_chunk <= 5:
@@ -212,8 +222,6 @@ def generate_qa_pairs(
         "selection": asdict(selection),
     }
 
-    from ..generator import load_generator
-
     with PairFile(output) as pair_file:
         todo = [c for c in chunks if c.id not in pair_file.done]
         counts.chunks_skipped_done = len(chunks) - len(todo)
@@ -223,12 +231,7 @@ def generate_qa_pairs(
             questions = [p.question for p in pair_file.pairs]
             for question, vector in zip(questions, dense.embed_documents(questions), strict=True):
                 deduper.add(question, vector)
-        generator_settings = settings
-        if settings.qa_generator_model:
-            generator_settings = settings.model_copy(
-                update={"generator_model": settings.qa_generator_model}
-            )
-        generator = load_generator(generator_settings) if todo else None
+        generator = runtime.generator(settings.qa_generator_model) if todo else None
         schema = qa_schema(pairs_per_chunk)
         if on_progress is not None:
             on_progress(0, len(todo), f"{len(todo)} chunks to do")

