@@ -100,6 +100,11 @@ def test_evidence_is_verbatim_and_covers_the_claim():
     for sentence in verdict.evidence:
         assert sentence in STALLED.text
     assert any("StalledTimeHours = 2" in s for s in verdict.evidence)
+    # more sentences asked for than the passage has, words left uncovered: no error
+    one = Passage("Jobs are matched by the Matcher.")
+    assert select_evidence("Which Matcher option limits jobs per pilot?", one, 3) == [
+        "Jobs are matched by the Matcher."
+    ]
     picked = select_evidence("How long before a failed stalled job?", STALLED, 1)
     assert len(picked) == 1 and picked[0] in STALLED.text and "FailedTimeHours" in picked[0]
 

@@ -352,7 +352,7 @@ def select_evidence(query: str, passage: Passage, k: int = 2) -> list[str]:
     left = set(words)
     chosen: list[int] = []
     candidates = list(range(len(passage.sentences)))
-    while left and len(chosen) < k:
+    while left and candidates and len(chosen) < k:
         best = max(candidates, key=lambda i: gain(i, left))
         if gain(best, left) <= 0:
             break
