@@ -23,7 +23,8 @@ from dirac_docs_mcp.tools.support import Passage, question_coverage
 
 WINDOW_SHARES = (0.4, 0.5, 0.6, 0.7, 0.8)
 COVERAGES = (0.0, 0.5, 0.75, 1.0)
-QUESTION_WINDOWS = (0.0, 0.3, 0.4, 0.5, 0.6)
+QUESTION_WINDOWS = (0.0, 0.3, 0.4, 0.5)
+ANCHORED = (0.0, 0.4, 0.5, 0.6, 0.7)
 # the first attempt's answer bound at the default 256-token budget (runs that predate the
 # field in the trace)
 FIRST_MAX_ANSWER_CHARS = 3 * (256 - 24)
@@ -37,6 +38,7 @@ def replay(
     coverage: float,
     typed: bool,
     qwindow: float = 0.0,
+    anchored: float = 0.0,
 ):
     """The tool's verdict on one stored row at these thresholds: (answered, text, cited)."""
     hits = row["passages"]
@@ -70,6 +72,7 @@ def replay(
         window,
         typed,
         instructions=SYSTEM_PROMPT + "\n" + answer_instruction(len(row["attempts"]) > 1),
+        min_anchored_share=anchored,
         cut_at_bound=attempt["finish_reason"] in ("length", "timeout")
         or len(attempt["answer"]) >= attempt.get("max_answer_chars", 10**6) - 8,
     )
@@ -156,17 +159,26 @@ def main() -> None:
     questions = {q["id"]: q for q in load_questions(Path(args.questions))}
     aliases = load_aliases(Path(args.aliases)) if Path(args.aliases).exists() else {}
     grid = []
-    print("window cover typed | unans abst | near abst | false abst | keyphrase | cites gold (n)")
+    print(
+        "window cover typed qwin anch | unans abst | near abst | false abst | keyphrase | cites gold (n)"
+    )
     signal_auroc(rows, questions)
-    for window, coverage, typed, qwindow in itertools.product(
-        WINDOW_SHARES, COVERAGES, (False, True), QUESTION_WINDOWS
+    for window, coverage, typed, qwindow, anchored in itertools.product(
+        WINDOW_SHARES, COVERAGES, (False, True), QUESTION_WINDOWS, ANCHORED
     ):
         f = figures(
-            rows, questions, aliases, window=window, coverage=coverage, typed=typed, qwindow=qwindow
+            rows,
+            questions,
+            aliases,
+            window=window,
+            coverage=coverage,
+            typed=typed,
+            qwindow=qwindow,
+            anchored=anchored,
         )
         grid.append(f)
         print(
-            f"{window:6.2f} {coverage:5.2f} {int(typed):5d} {qwindow:4.2f} | "
+            f"{window:6.2f} {coverage:5.2f} {int(typed):5d} {qwindow:4.2f} {anchored:4.2f} | "
             f"{f['unanswerable_abstained']:10.3f} | "
             f"{f['near_misses_abstained']:9.3f} | {f['answerable_wrongly_abstained']:10.3f} | "
             f"{f['answered_with_gold_keyphrase']:9.3f} | {f['cites_gold_when_given']:.3f} "

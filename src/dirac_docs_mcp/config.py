@@ -157,6 +157,14 @@ class Settings(BaseSettings):
         "terms occur there and this share of its content words occurs within a few "
         "consecutive sentences of it; unsupported sentences are dropped",
     )
+    answer_min_anchored_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="abstain when no supported answer sentence is said, in its passage, "
+        "beside the question's own words: this share of the answer's and the question's "
+        "content words together within a few consecutive sentences",
+    )
     answer_check_asked_type: bool = Field(
         default=True,
         description="a question asking for a number, an option or a command is answered "

@@ -123,6 +123,7 @@ ANSWER_SIGNALS = (
     "question_window_coverage",
     "support",
     "supported_share",
+    "anchored_share",
     "p_answerable",
 )
 

@@ -36,6 +36,7 @@ from .search import retrieve, to_hits
 from .support import (
     Passage,
     Term,
+    anchored_share,
     echoes,
     is_finished,
     question_coverage,
@@ -197,6 +198,7 @@ class AnswerCheck:
     kept: list[CheckedSentence]
     dropped: list[CheckedSentence]
     problem: str | None = None  # why nothing can be returned (None: answer)
+    anchored: float | None = None  # best anchored share of a kept sentence (see support)
 
     @property
     def text(self) -> str:
@@ -213,6 +215,7 @@ def check_answer(
     instructions: str = "",
     evidence_sentences: int = 2,
     cut_at_bound: bool = False,
+    min_anchored_share: float = 0.0,
 ) -> AnswerCheck:
     """Split ``text`` into sentences and keep those a passage supports. A kept sentence
     cites every passage the model cited for it that supports it; when none of those does,
@@ -265,6 +268,16 @@ def check_answer(
         return AnswerCheck(
             [], dropped, "no sentence of the model's answer is supported by the passages"
         )
+    anchored = max(
+        anchored_share(s.text, question, passages[n - 1]) for s in kept for n in s.passages
+    )
+    if anchored < min_anchored_share:
+        return AnswerCheck(
+            [],
+            kept + dropped,
+            "the passages that support the answer do not say it about what the question asks",
+            anchored,
+        )
     if check_asked_type:
         kind = asked_kind(question)
         if kind is not None:
@@ -279,9 +292,12 @@ def check_answer(
             ]
             if not given:
                 return AnswerCheck(
-                    [], kept + dropped, f"the passages do not give the {kind} the question asks for"
+                    [],
+                    kept + dropped,
+                    f"the passages do not give the {kind} the question asks for",
+                    anchored,
                 )
-    return AnswerCheck(kept, dropped)
+    return AnswerCheck(kept, dropped, anchored=anchored)
 
 
 def _passages(hits: list[SearchHit], max_chars: int) -> list[Passage]:
@@ -471,6 +487,7 @@ def answer_question(
             evidence_sentences=k_evidence,
             cut_at_bound=generation.finish_reason in ("length", "timeout")
             or len(text) >= max_chars - 8,
+            min_anchored_share=settings.answer_min_anchored_share,
         )
         out_of_budget = generation.finish_reason in ("length", "timeout") or (
             check.problem is not None and check.problem.startswith("the answer was cut off")
@@ -499,6 +516,8 @@ def answer_question(
         tokens_per_s=round(generation.tokens_per_s, 2),
     )
     signals["sentences_supported"] = float(len(check.kept))
+    if check.anchored is not None:
+        signals["anchored_share"] = round(check.anchored, 4)
     signals["sentences_generated"] = float(len(check.kept) + len(check.dropped))
     signals.setdefault("retries", 0.0)
     if check.problem is not None:

@@ -297,6 +297,33 @@ class Passage:
         self.context_words = set(content_words(context))
 
 
+def best_window_share(words: Sequence[str], passage: Passage) -> tuple[float, int]:
+    """The best share of ``words`` found together in WINDOW_SENTENCES consecutive passage
+    sentences (the breadcrumb counts in every window), and where that window starts."""
+    if not words:
+        return 0.0, 0
+    best_share, best_start = 0.0, 0
+    n = len(passage.sentences)
+    for start in range(max(1, n - WINDOW_SENTENCES + 1)):
+        window = set(passage.context_words)
+        for k in range(start, min(n, start + WINDOW_SENTENCES)):
+            window |= passage.sentence_words[k]
+        share = sum(1 for w in words if w in window) / len(words)
+        if share > best_share:
+            best_share, best_start = share, start
+    return best_share, best_start
+
+
+def anchored_share(claim: str, question: str, passage: Passage) -> float:
+    """Is ``claim`` said *about what the question asks*? The share of the claim's and the
+    question's content words together in one window of the passage. An answer "20 [2]" to
+    "How many jobs a day does LHCb run?" is supported by any passage with a 20 in it; it is
+    anchored only where 20 stands beside jobs, day and LHCb."""
+    claim_part = claim_words(strip_markers(claim)[0])
+    extra = [w for w in claim_words(question) if w not in set(claim_part)]
+    return best_window_share(claim_part + extra, passage)[0]
+
+
 def support(claim: str, passage: Passage, max_evidence: int = 2) -> Support:
     """How ``passage`` supports ``claim`` (markers stripped by the caller or not)."""
     claim, _ = strip_markers(claim)
@@ -307,15 +334,8 @@ def support(claim: str, passage: Passage, max_evidence: int = 2) -> Support:
     if not unique:
         return Support([t.text for t in terms], missing, 0.0, 0.0)
     word_share = sum(1 for w in words if w in passage.words) / len(words)
-    best_share, best_start = 0.0, 0
+    best_share, best_start = best_window_share(words, passage)
     n = len(passage.sentences)
-    for start in range(max(1, n - WINDOW_SENTENCES + 1)):
-        window = set(passage.context_words)
-        for k in range(start, min(n, start + WINDOW_SENTENCES)):
-            window |= passage.sentence_words[k]
-        share = sum(1 for w in words if w in window) / len(words)
-        if share > best_share:
-            best_share, best_start = share, start
     evidence = _evidence(
         unique, passage, range(best_start, min(n, best_start + WINDOW_SENTENCES)), max_evidence
     )
