@@ -120,7 +120,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .tools.search import format_hits, search_docs
 
     with Runtime(_settings(args)) as runtime:
-        result = search_docs(runtime, args.query, args.limit, args.section, args.source_prefix)
+        result = search_docs(
+            runtime, args.query, args.limit, args.section, args.source_prefix, args.doc_set
+        )
     print(result.model_dump_json(indent=1) if args.json else format_hits(result))
     return 0
 
@@ -140,6 +142,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"model 2:    {status.dense2_model}")
         print(f"documents:  {status.files}")
         print(f"chunks:     {status.points}")
+        for name, entry in status.doc_sets.items():
+            version = f"  {entry['version']}" if entry.get("version") else ""
+            print(f"doc set:    {name}: {entry['documents']} documents{version}")
         for root in status.roots:
             print(f"root:       {root}")
     return 0
@@ -182,7 +187,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     with Runtime(_settings(args)) as runtime:
         mode = "evidence" if args.evidence_only else None
-        answer = answer_question(runtime, args.question, args.limit, mode=mode)
+        answer = answer_question(
+            runtime, args.question, args.limit, mode=mode, doc_set=args.doc_set
+        )
     print(answer.model_dump_json(indent=1) if args.json else format_answer(answer))
     return 0
 
@@ -397,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--section", help="only sections whose breadcrumb contains these words")
     p.add_argument("--source-prefix", help="only documents under this path")
+    p.add_argument("--doc-set", help="only this doc set (DIRAC, diracx, ...; see 'status')")
     p.add_argument("--json", action="store_true", help="print the structured result")
     p.set_defaults(func=cmd_search)
 
@@ -446,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the passages' supporting sentences with citations, no generated text",
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument("--doc-set", help="only passages of this doc set (DIRAC, diracx, ...)")
     p.set_defaults(func=cmd_ask)
 
     qa = sub.add_parser("qa", help="synthetic Q-A pairs for fine-tuning").add_subparsers(
