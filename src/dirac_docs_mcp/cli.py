@@ -115,12 +115,148 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_index_waiting(runtime, wait_s: float, what: str):
+    """The runtime's store; while another process holds it, retry for ``wait_s`` seconds,
+    then an IndexInUseError that says what was kept and what to run."""
+    from .errors import IndexInUseError
+
+    deadline = time.monotonic() + max(wait_s, 0)
+    while True:
+        try:
+            return runtime.store
+        except IndexInUseError as exc:
+            if time.monotonic() >= deadline:
+                raise IndexInUseError(f"{what}: {exc}") from None
+            time.sleep(1.0)
+
+
+def cmd_sources_list(args: argparse.Namespace) -> int:
+    from .sources.registry import Registry
+
+    registry = Registry(_settings(args).data_dir)
+    sets = registry.all()
+    if args.json:
+        rows = [
+            {
+                "name": d.name,
+                "url": registry.url_of(d),
+                "takes": d.taken(),
+                "ref": d.ref or "default branch",
+                "synced": registry.synced[d.name].version if d.name in registry.synced else None,
+                "user": d.user,
+            }
+            for d in sets.values()
+        ]
+        print(json.dumps(rows, indent=1))
+        return 0
+    if registry.mirror:
+        print(f"mirror: {registry.mirror}")
+    for d in sets.values():
+        synced = registry.synced[d.name].version if d.name in registry.synced else "not synced"
+        added = "  (added)" if d.user else ""
+        print(f"{d.name:<12} {d.ref or 'default branch':<16} {synced}{added}")
+        print(f"{'':<12} {registry.url_of(d)}")
+        print(f"{'':<12} takes {d.taken()}")
+    if registry.removed:
+        print(f"removed: {', '.join(sorted(registry.removed))} ('sources add NAME' restores)")
+    return 0
+
+
+def cmd_sources_add(args: argparse.Namespace) -> int:
+    from .sources.registry import Registry
+
+    registry = Registry(_settings(args).data_dir)
+    docset = registry.add(args.name, args.url or "", args.include, args.ref)
+    registry.save()
+    print(f"added {docset.name}: {docset.url} (takes {docset.taken()})")
+    print(f"fetch and index it with: dirac-docs-mcp sources sync {docset.name}")
+    return 0
+
+
+def cmd_sources_remove(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .indexer.pipeline import Indexer
+    from .runtime import Runtime
+    from .sources.registry import Registry
+
+    settings = _settings(args)
+    registry = Registry(settings.data_dir)
+    docset = registry.get(args.name)
+    docs = registry.docs_dir(docset.name)
+    removed = 0
+    with Runtime(settings) as runtime:
+        store = _open_index_waiting(runtime, args.wait, f"{docset.name} was not removed")
+        if store.exists():
+            removed = Indexer(store, runtime.encoders, settings).forget_root(docs)
+    registry.remove(docset.name)
+    registry.save()
+    shutil.rmtree(registry.base / docset.name, ignore_errors=True)
+    print(f"removed {docset.name}: {removed} documents out of the index, its files deleted")
+    return 0
+
+
+def cmd_sources_sync(args: argparse.Namespace) -> int:
+    from .indexer.pipeline import Indexer
+    from .indexer.roots import RootSpec
+    from .runtime import Runtime
+    from .sources.registry import Registry
+    from .sources.sync import sync_set
+
+    settings = _settings(args)
+    registry = Registry(settings.data_dir)
+    if args.mirror:
+        registry.mirror = None if args.mirror == "none" else args.mirror
+    sets = [registry.get(n) for n in args.sets] if args.sets else list(registry.all().values())
+    if args.ref:
+        if len(args.sets) != 1:
+            raise InvalidInputError(
+                "--ref pins one doc set's release: e.g. 'sources sync DIRAC --ref v9.0.1'"
+            )
+        if args.ref == "default":
+            registry.pins.pop(sets[0].name, None)
+        else:
+            registry.pins[sets[0].name] = args.ref
+        sets = [registry.get(sets[0].name)]
+    if not args.no_fetch:
+        for docset in sets:
+            result = sync_set(registry, docset)
+            registry.save()  # a later failure keeps what was fetched
+            print(f"fetched {result.line()}")
+    registry.save()
+    specs = []
+    for docset in sets:
+        docs = registry.docs_dir(docset.name)
+        if not docs.is_dir():
+            raise NotFoundError(
+                f"{docset.name} was never fetched; run 'sources sync' without --no-fetch"
+            )
+        version = registry.synced[docset.name].version if docset.name in registry.synced else ""
+        specs.append(RootSpec(docs, docset.name, docset.name, version))
+    with Runtime(settings) as runtime:
+        store = _open_index_waiting(
+            runtime,
+            args.wait,
+            "fetched, not indexed (the fetched files are kept): stop the server, then run "
+            "'dirac-docs-mcp sources sync --no-fetch', or add --wait SECONDS",
+        )
+        report = Indexer(store, runtime.encoders, settings).run(
+            [], rebuild=args.rebuild, progress=None if not args.no_progress else False, specs=specs
+        )
+    for failure in report.failures:
+        print(f"skipped {failure}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from .runtime import Runtime
     from .tools.search import format_hits, search_docs
 
     with Runtime(_settings(args)) as runtime:
-        result = search_docs(runtime, args.query, args.limit, args.section, args.source_prefix)
+        result = search_docs(
+            runtime, args.query, args.limit, args.section, args.source_prefix, args.doc_set
+        )
     print(result.model_dump_json(indent=1) if args.json else format_hits(result))
     return 0
 
@@ -140,6 +276,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"model 2:    {status.dense2_model}")
         print(f"documents:  {status.files}")
         print(f"chunks:     {status.points}")
+        for name, entry in status.doc_sets.items():
+            version = f"  {entry['version']}" if entry.get("version") else ""
+            print(f"doc set:    {name}: {entry['documents']} documents{version}")
         for root in status.roots:
             print(f"root:       {root}")
     return 0
@@ -182,7 +321,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     with Runtime(_settings(args)) as runtime:
         mode = "evidence" if args.evidence_only else None
-        answer = answer_question(runtime, args.question, args.limit, mode=mode)
+        answer = answer_question(
+            runtime, args.question, args.limit, mode=mode, doc_set=args.doc_set
+        )
     print(answer.model_dump_json(indent=1) if args.json else format_answer(answer))
     return 0
 
@@ -386,6 +527,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)
 
+    src = sub.add_parser(
+        "sources", help="fetch and track the DIRAC doc sets (git), index them"
+    ).add_subparsers(dest="sources_command", required=True)
+    p = src.add_parser("list", parents=[common], help="the doc sets, their refs and versions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sources_list)
+    p = src.add_parser(
+        "sync",
+        parents=[common],
+        help="fetch doc sets (shallow, sparse git) and index them incrementally",
+    )
+    p.add_argument("sets", nargs="*", help="doc sets (default: all)")
+    p.add_argument("--ref", help="a tag, branch or commit to pin (one set); 'default' unpins")
+    p.add_argument(
+        "--mirror", help="a mirror URL or folder holding the repositories; 'none' unsets"
+    )
+    p.add_argument("--no-fetch", action="store_true", help="index what was fetched before")
+    p.add_argument("--rebuild", action="store_true", help="start the index over")
+    p.add_argument(
+        "--wait", type=float, default=0, help="seconds to wait for an index in use (default 0)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sources_sync)
+    p = src.add_parser("add", parents=[common], help="add a doc set of your own (a VO's docs)")
+    p.add_argument("name")
+    p.add_argument("url", nargs="?", help="git URL, repository or folder")
+    p.add_argument(
+        "--include", action="append", help="pattern of files to take (repeat; default docs files)"
+    )
+    p.add_argument("--ref", help="tag, branch or commit (default: the default branch)")
+    p.set_defaults(func=cmd_sources_add)
+    p = src.add_parser("remove", parents=[common], help="drop a doc set from the index and disk")
+    p.add_argument("name")
+    p.add_argument("--wait", type=float, default=0, help="seconds to wait for an index in use")
+    p.set_defaults(func=cmd_sources_remove)
+
     p = sub.add_parser("search", parents=[common], help="search the index")
     p.add_argument("query")
     p.add_argument(
@@ -397,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--section", help="only sections whose breadcrumb contains these words")
     p.add_argument("--source-prefix", help="only documents under this path")
+    p.add_argument("--doc-set", help="only this doc set (DIRAC, diracx, ...; see 'status')")
     p.add_argument("--json", action="store_true", help="print the structured result")
     p.set_defaults(func=cmd_search)
 
@@ -446,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the passages' supporting sentences with citations, no generated text",
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument("--doc-set", help="only passages of this doc set (DIRAC, diracx, ...)")
     p.set_defaults(func=cmd_ask)
 
     qa = sub.add_parser("qa", help="synthetic Q-A pairs for fine-tuning").add_subparsers(

@@ -3,8 +3,9 @@ server maps it to a tool error result (``isError``).
 
 Exit codes (the README lists the same): 2 bad input or configuration (a port in use
 included), 3 model (loading or generating), 4 index, 5 not found, 6 output could not be
-written (stdout closed or full), 1 an unexpected error (a bug: ``-v`` shows its traceback),
-130 interrupted (SIGINT), 143 terminated (SIGTERM, ``serve``)."""
+written (stdout closed or full), 7 a doc set could not be fetched (git, network), 1 an
+unexpected error (a bug: ``-v`` shows its traceback), 130 interrupted (SIGINT), 143
+terminated (SIGTERM, ``serve``)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,9 @@ class OutputError(DiracDocsError):
     """Standard output could not be written (the reader went away, or the disk is full)."""
 
     exit_code = 6
+
+
+class SourceError(DiracDocsError):
+    """A doc set could not be fetched (git failed, the repository or ref is unreachable)."""
+
+    exit_code = 7

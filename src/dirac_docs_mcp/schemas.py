@@ -80,6 +80,12 @@ class SearchHit(BaseModel):
     chunk_id: str
     link: str = Field(description="dirac-docs:// URI of the source document")
     page: int | None = Field(default=None, description="PDF page number, when the source is a PDF")
+    doc_set: str = Field(
+        default="", description="the doc set (DIRAC, diracx, DIRACOS2, Pilot, WebAppDIRAC...)"
+    )
+    version: str = Field(
+        default="", description="the doc set's version the passage comes from (tag or commit)"
+    )
 
 
 class SearchResult(BaseModel):
@@ -120,6 +126,9 @@ class IndexStatus(BaseModel):
     points: int
     files: int
     roots: list[str]
+    doc_sets: dict[str, dict[str, int | str]] = Field(
+        default_factory=dict, description="documents (and synced version) of each doc set"
+    )
 
 
 class Citation(BaseModel):

@@ -226,8 +226,19 @@ def build_server(
                 description="only documents under this path, e.g. 'DIRAC/docs/source/AdministratorGuide' or 'diracx'",
             ),
         ] = None,
+        doc_set: Annotated[
+            str | None,
+            Field(
+                max_length=100,
+                description="only this doc set: 'DIRAC', 'diracx', 'DIRACOS2', 'Pilot', "
+                "'WebAppDIRAC' or one the user added (DIRAC and DiracX answer the same "
+                "question differently)",
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, SearchResult]:
-        result = await _run_tool(search_docs, runtime, query, limit, section, source_prefix)
+        result = await _run_tool(
+            search_docs, runtime, query, limit, section, source_prefix, doc_set
+        )
         return CallToolResult(
             content=[TextContent(type="text", text=format_hits(result))],
             structured_content=result.model_dump(mode="json"),
@@ -263,6 +274,15 @@ def build_server(
                 "answer); default: the server's answer_mode setting",
             ),
         ] = None,
+        doc_set: Annotated[
+            str | None,
+            Field(
+                max_length=100,
+                description="only this doc set: 'DIRAC', 'diracx', 'DIRACOS2', 'Pilot', "
+                "'WebAppDIRAC' or one the user added (DIRAC and DiracX answer the same "
+                "question differently)",
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, Answer]:
         mode = None if evidence_only is None else ("evidence" if evidence_only else "generate")
         quoting = (mode or settings.answer_mode) == "evidence"
@@ -275,6 +295,7 @@ def build_server(
                 cancel,
                 lambda done, total: progress(done, total, "generating"),
                 mode=mode,
+                doc_set=doc_set,
             )
 
         if quoting:  # no generation: no generation slot taken

@@ -23,6 +23,7 @@ from ..schemas import Chunk, IndexReport
 from ..store import DENSE, DENSE2, FileRecord, Store, ancestor_dirs
 from .chunker import chunk_document, dense_windows
 from .loaders import SUPPORTED_SUFFIXES, load_document
+from .roots import RootSpec, plan
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,10 @@ log = logging.getLogger(__name__)
 class SourceFile:
     root: Path
     path: Path
-    source: str  # relative to root, forward slashes
+    source: str  # relative to root, forward slashes (the key in the index, once planned)
+    rel: str = ""  # relative to its registered root (roots.py); "" = source
+    doc_set: str = ""
+    version: str = ""
 
 
 @dataclass
@@ -64,8 +68,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _payload(chunk: Chunk, root: Path) -> dict:
+def _payload(chunk: Chunk, root: Path, file: SourceFile | None = None) -> dict:
     return {
+        "doc_set": file.doc_set if file else "",
+        "version": file.version if file else "",
         "text": chunk.text,
         "source": chunk.source,
         "section": chunk.section,
@@ -110,11 +116,17 @@ class Indexer:
         return dense2.model_id, encoder.dim
 
     def run(
-        self, paths: Sequence[Path | str], rebuild: bool = False, progress: bool | None = None
+        self,
+        paths: Sequence[Path | str],
+        rebuild: bool = False,
+        progress: bool | None = None,
+        specs: Sequence[RootSpec] = (),
     ) -> IndexReport:
+        """Index ``paths`` (folders or files; see :mod:`.roots` for how each document is
+        keyed) and ``specs`` (roots with an explicit prefix, doc set and version)."""
         started = time.perf_counter()
         roots = [Path(p).expanduser().resolve() for p in paths]
-        for root in roots:
+        for root in [*roots, *(s.path for s in specs)]:
             if not root.exists():
                 raise InvalidInputError(f"{root} does not exist")
         if rebuild:
@@ -122,20 +134,40 @@ class Indexer:
         spec = self.encoders.spec
         self.store.ensure_collection(spec.model_id, spec.dim, self._dense2_identity())
         manifest = self.store.manifest()
+        info = self.store.root_info()
+        top_levels: dict[str, set[str]] = {}
+        for record in manifest.values():
+            top_levels.setdefault(record.root, set()).add(record.rel.split("/", 1)[0])
+        scopes = plan(roots, specs, info, top_levels)
         report = IndexReport()
 
-        files = list(discover(roots))
+        files: list[SourceFile] = []
+        for scope in scopes:
+            for f in discover([scope.target]):
+                rel = f.path.relative_to(scope.root).as_posix()
+                key = scope.key(rel)
+                files.append(
+                    SourceFile(scope.root, f.path, key, rel, scope.doc_set_of(key), scope.version)
+                )
         seen: dict[str, SourceFile] = {}
         for f in files:
             if f.source in seen:
-                report.files_failed += 1
-                report.failures.append(
-                    f"{f.path}: same relative path as {seen[f.source].path}; skipped"
-                )
+                if seen[f.source].path != f.path:
+                    report.files_failed += 1
+                    report.failures.append(
+                        f"{f.path}: same key {f.source!r} as {seen[f.source].path}; skipped"
+                    )
                 continue
+            old = manifest.get(f.source)
+            if old is not None and old.root != str(f.root) and old.root in info:
+                if (Path(old.root) / old.rel).is_file():
+                    report.files_failed += 1
+                    report.failures.append(
+                        f"{f.path}: key {f.source!r} is already {Path(old.root) / old.rel}; skipped"
+                    )
+                    continue
             seen[f.source] = f
         report.files_seen = len(files)
-        root_strs = {str(r if r.is_dir() else r.parent) for r in roots}
 
         bar = _progress(len(seen), progress)
         pending: list[_Pending] = []
@@ -150,6 +182,13 @@ class Indexer:
                 continue
             old = manifest.get(source)
             if old is not None and old.sha256 == digest and old.root == str(f.root):
+                if (old.doc_set, old.version, old.rel) != (f.doc_set, f.version, f.rel):
+                    # same text under a new version label: relabel, no re-embedding
+                    self.store.set_chunk_payload(
+                        old.chunk_ids, {"doc_set": f.doc_set, "version": f.version}
+                    )
+                    old.doc_set, old.version, old.rel = f.doc_set, f.version, f.rel
+                    self.store.put_file(old)
                 report.files_unchanged += 1
                 bar.update(1)
                 continue
@@ -174,16 +213,38 @@ class Indexer:
         self._flush(pending, manifest, report, bar)
         bar.close()
 
-        # files that vanished from the roots we were given (other roots are left alone)
+        # files that vanished from what we were given: only under each scope (a file or a
+        # subfolder of a root touches nothing else of that root; other roots are left alone)
         for source, record in list(manifest.items()):
-            if record.root in root_strs and source not in seen:
+            if source in seen:
+                continue
+            if any(record.root == str(s.root) and s.covers(record.rel) for s in scopes):
                 report.chunks_deleted += self.store.delete_file(record)
                 report.files_deleted += 1
                 del manifest[source]
         report.chunks_deleted += self.store.delete_orphans(manifest.keys())
-        self.store.set_roots({r.root for r in manifest.values()} | (root_strs if seen else set()))
+        used = {r.root for r in manifest.values()} | {str(s.path.resolve()) for s in specs}
+        if seen:
+            used |= {str(s.root) for s in scopes}
+        self.store.set_root_info({root: entry for root, entry in info.items() if root in used})
         report.seconds = time.perf_counter() - started
         return report
+
+    def forget_root(self, root: Path | str) -> int:
+        """Remove every document of a registered root and the root itself; returns the
+        number of documents removed (0 when the root was not indexed)."""
+        if not self.store.exists():
+            return 0
+        root_str = str(Path(root).expanduser().resolve())
+        removed = 0
+        for record in list(self.store.manifest().values()):
+            if record.root == root_str:
+                self.store.delete_file(record)
+                removed += 1
+        info = self.store.root_info()
+        info.pop(root_str, None)
+        self.store.set_root_info(info)
+        return removed
 
     def _flush(
         self, pending: list[_Pending], manifest: dict[str, FileRecord], report: IndexReport, bar
@@ -223,7 +284,7 @@ class Indexer:
         for p in pending:
             n = len(p.chunks)
             rows = [
-                (c.id, _payload(c, p.file.root), dense[offset + i], sparse[offset + i])
+                (c.id, _payload(c, p.file.root, p.file), dense[offset + i], sparse[offset + i])
                 for i, c in enumerate(p.chunks)
             ]
             offset += n
@@ -233,7 +294,15 @@ class Indexer:
             stale = set(old.chunk_ids) - set(new_ids) if old else set()
             report.chunks_deleted += self.store.delete_points(stale)
             report.chunks_deleted += self.store.delete_source_points(p.file.source, keep=new_ids)
-            record = FileRecord(str(p.file.root), p.file.source, p.sha256, new_ids)
+            record = FileRecord(
+                str(p.file.root),
+                p.file.source,
+                p.sha256,
+                new_ids,
+                p.file.rel,
+                p.file.doc_set,
+                p.file.version,
+            )
             self.store.put_file(record)
             manifest[p.file.source] = record
             report.files_indexed += 1

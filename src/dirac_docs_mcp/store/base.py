@@ -57,10 +57,21 @@ def as_windows(dense: Any) -> list[list[float]]:
 
 @dataclass
 class FileRecord:
+    """A manifest entry. ``source`` is the document's key in the index (``prefix/rel``, or
+    ``rel`` for a root without prefix); ``rel`` is its path relative to ``root`` on disk
+    (an index written before roots had prefixes has no ``rel``: it equals ``source``)."""
+
     root: str
     source: str
     sha256: str
     chunk_ids: list[str] = field(default_factory=list)
+    rel: str = ""
+    doc_set: str = ""
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.rel:
+            self.rel = self.source
 
     @property
     def point_id(self) -> str:
@@ -73,6 +84,9 @@ class FileRecord:
             "source": self.source,
             "sha256": self.sha256,
             "chunk_ids": list(self.chunk_ids),
+            "rel": self.rel,
+            "doc_set": self.doc_set,
+            "version": self.version,
         }
 
     @classmethod
@@ -82,6 +96,9 @@ class FileRecord:
             payload["source"],
             payload.get("sha256", ""),
             list(payload.get("chunk_ids", [])),
+            payload.get("rel") or "",
+            payload.get("doc_set") or "",
+            payload.get("version") or "",
         )
 
 
@@ -96,6 +113,8 @@ class StoredChunk:
     page: int | None
     root: str
     score: float = 0.0
+    doc_set: str = ""
+    version: str = ""
 
     @classmethod
     def from_payload(
@@ -111,6 +130,8 @@ class StoredChunk:
             page=payload.get("page"),
             root=payload.get("root", ""),
             score=float(score),
+            doc_set=payload.get("doc_set") or "",
+            version=payload.get("version") or "",
         )
 
 
@@ -190,6 +211,28 @@ class Store:
         meta = self.meta()
         return list(meta.get("roots", [])) if meta else []
 
+    def root_info(self) -> dict[str, dict[str, Any]]:
+        """Each indexed root's namespace: ``{root: {"prefix", "doc_set", "version"}}``. A
+        root recorded before prefixes existed has prefix "" (its keys are its relative
+        paths, as they always were)."""
+        meta = self.meta() or {}
+        info = {str(k): dict(v) for k, v in (meta.get("root_info") or {}).items()}
+        for root in meta.get("roots", []):
+            info.setdefault(root, {"prefix": ""})
+        return info
+
+    def set_root_info(self, info: dict[str, dict[str, Any]]) -> None:
+        """Record the roots and their namespaces (the ``roots`` list stays for old readers)."""
+        meta = self.meta() or {"kind": "meta"}
+        meta["root_info"] = {k: dict(v) for k, v in sorted(info.items())}
+        meta["roots"] = sorted(info)
+        self._write_meta(meta)
+
+    def set_chunk_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Set these payload fields on these chunks (a new version label on unchanged
+        files: no re-embedding)."""
+        raise NotImplementedError
+
     def drop(self) -> None:
         raise NotImplementedError
 
@@ -249,6 +292,7 @@ class Store:
         section: str | None = None,
         dense2: Sequence[float] | None = None,
         fusion: str = "rrf",
+        doc_set: str | None = None,
     ) -> list[StoredChunk]:
         """Dense and BM25 candidates fused by weighted reciprocal-rank fusion (``rrf``) or
         by a weighted sum of min-max normalised scores (``minmax``, see :func:`fuse`).
@@ -256,7 +300,7 @@ class Store:
         ``dense`` is the query vector (or several, summed by MaxSim); ``prefetch`` is the
         number of candidates each retriever contributes; ``weights`` are (dense, sparse) or
         (dense, sparse, dense2); ``dense2`` is the query vector of the second dense model
-        (only for an index built with one)."""
+        (only for an index built with one). ``doc_set``: only chunks of that doc set."""
         raise NotImplementedError
 
     def export_rows(self, batch_size: int = 256) -> Iterator[list[ChunkRow]]:
@@ -296,5 +340,5 @@ def copy_index(source: Store, target: Store, batch_size: int = 256) -> int:
         copied += len(rows)
     for record in source.manifest().values():
         target.put_file(record)
-    target.set_roots(source.roots())
+    target.set_root_info(source.root_info())
     return copied

@@ -265,6 +265,7 @@ class EdgeStore(Store):
                 [
                     ("source", qe.PayloadSchemaType.Keyword),
                     ("dirs", qe.PayloadSchemaType.Keyword),
+                    ("doc_set", qe.PayloadSchemaType.Keyword),
                     (
                         "section",
                         qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True),
@@ -306,6 +307,11 @@ class EdgeStore(Store):
     def set_roots(self, roots: Sequence[str]) -> None:
         with self._lock:
             super().set_roots(roots)
+            self.flush()  # the end of an indexing run
+
+    def set_root_info(self, info: dict[str, dict[str, Any]]) -> None:
+        with self._lock:
+            super().set_root_info(info)
             self.flush()  # the end of an indexing run
 
     def _drop_shards(self) -> None:
@@ -374,6 +380,12 @@ class EdgeStore(Store):
                     for pid, payload, dense, (idx, vals) in rows[start : start + UPSERT_BATCH]
                 ]
                 self._update(chunks, qe.UpdateOperation.upsert_points(points))
+
+    def set_chunk_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        ids = list(ids)
+        with self._lock:
+            if ids and self._chunks is not None:
+                self._update(self._chunks, self._qe.UpdateOperation.set_payload(ids, payload))
 
     def delete_points(self, ids: Iterable[str]) -> int:
         ids = list(ids)
@@ -453,6 +465,7 @@ class EdgeStore(Store):
         section: str | None = None,
         dense2: Sequence[float] | None = None,
         fusion: str = "rrf",
+        doc_set: str | None = None,
     ) -> list[StoredChunk]:
         """The retrievers run as one batch in edge; the lists are fused here with
         :func:`~.base.fuse` rather than by edge's own RRF, whose scores are the same but
@@ -467,6 +480,8 @@ class EdgeStore(Store):
         conditions = []
         if source_prefix:
             conditions.append(qe.FieldCondition(key="dirs", match=qe.MatchValue(source_prefix)))
+        if doc_set:
+            conditions.append(qe.FieldCondition(key="doc_set", match=qe.MatchValue(doc_set)))
         if section:
             conditions.append(qe.FieldCondition(key="section", match=qe.MatchText(section)))
         flt = qe.Filter(must=conditions) if conditions else None

@@ -115,6 +115,9 @@ class QdrantClientStore(Store):
                     self.collection, "dirs", m.PayloadSchemaType.KEYWORD
                 )
                 self._client.create_payload_index(
+                    self.collection, "doc_set", m.PayloadSchemaType.KEYWORD
+                )
+                self._client.create_payload_index(
                     self.collection,
                     "section",
                     m.TextIndexParams(
@@ -139,6 +142,10 @@ class QdrantClientStore(Store):
     def set_roots(self, roots: Sequence[str]) -> None:
         with self._write_lock:
             super().set_roots(roots)
+
+    def set_root_info(self, info: dict[str, dict[str, Any]]) -> None:
+        with self._write_lock:
+            super().set_root_info(info)
 
     def drop(self) -> None:
         with self._write_lock:
@@ -201,6 +208,12 @@ class QdrantClientStore(Store):
                     for pid, payload, dense, (idx, vals) in rows[start : start + UPSERT_BATCH]
                 ]
                 self._client.upsert(self.collection, points, wait=True)
+
+    def set_chunk_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        ids = list(ids)
+        with self._write_lock:
+            if ids and self.exists():
+                self._client.set_payload(self.collection, payload=payload, points=ids, wait=True)
 
     def delete_points(self, ids: Iterable[str]) -> int:
         ids = list(ids)
@@ -290,6 +303,7 @@ class QdrantClientStore(Store):
         section: str | None = None,
         dense2: Sequence[float] | None = None,
         fusion: str = "rrf",
+        doc_set: str | None = None,
     ) -> list[StoredChunk]:
         """RRF runs inside Qdrant (prefetches + an RRF query); score fusion needs each
         list's scores, so its lists come back from one batch request and are fused here
@@ -298,6 +312,8 @@ class QdrantClientStore(Store):
         conditions = []
         if source_prefix:
             conditions.append(m.FieldCondition(key="dirs", match=m.MatchValue(value=source_prefix)))
+        if doc_set:
+            conditions.append(m.FieldCondition(key="doc_set", match=m.MatchValue(value=doc_set)))
         if section:
             conditions.append(m.FieldCondition(key="section", match=m.MatchText(text=section)))
         flt = m.Filter(must=conditions) if conditions else None

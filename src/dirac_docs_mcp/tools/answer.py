@@ -339,6 +339,7 @@ def answer_question(
     on_progress: Callable[[int, int], None] | None = None,
     mode: str | None = None,
     trace: dict | None = None,
+    doc_set: str | None = None,
 ) -> Answer:
     """Answer ``question`` from the index, or abstain. ``trace``, when given, receives each
     raw generation (text, citations, finish reason) so an evaluation can replay the checks
@@ -355,7 +356,7 @@ def answer_question(
     timings: dict[str, float] = {}
     signals: dict[str, float] = {}
     started = time.perf_counter()
-    chunks = retrieve(runtime, question, limit)
+    chunks = retrieve(runtime, question, limit, doc_set=doc_set)
     support_score = runtime.best_dense_similarity(question)
     hits, _ = to_hits(chunks, settings.max_result_chars)
     passages = _passages(hits, settings.answer_max_chars_per_passage)

@@ -42,7 +42,7 @@ def read_document(runtime: Runtime, path: str) -> tuple[str, str]:
     if record is None:
         raise NotFoundError(f"'{source}' is not an indexed document")
     root = Path(record.root).resolve()
-    file = (root / source).resolve()
+    file = (root / record.rel).resolve()  # the key may carry its root's prefix
     if not file.is_relative_to(root) or not file.is_file():
         raise NotFoundError(f"'{source}' is no longer on disk under {root}")
     if file.suffix.lower() == ".pdf":
@@ -61,12 +61,21 @@ def read_document(runtime: Runtime, path: str) -> tuple[str, str]:
 def index_status(runtime: Runtime) -> IndexStatus:
     store = runtime.store
     meta = store.meta() or {}
+    manifest = store.manifest()
+    doc_sets: dict[str, dict[str, int | str]] = {}
+    for record in manifest.values():
+        entry = doc_sets.setdefault(record.doc_set or "(unlabelled)", {"documents": 0})
+        entry["documents"] = int(entry["documents"]) + 1
+    for entry in store.root_info().values():
+        if entry.get("doc_set") and entry["doc_set"] in doc_sets and entry.get("version"):
+            doc_sets[entry["doc_set"]]["version"] = entry["version"]
     return IndexStatus(
         location=store.location,
         collection=store.collection,
         embedding_model=meta.get("model_id"),
         dense2_model=meta.get("dense2_model_id"),
         points=store.count(),
-        files=len(store.manifest()),
+        files=len(manifest),
         roots=list(meta.get("roots", [])),
+        doc_sets=dict(sorted(doc_sets.items())),
     )

@@ -34,6 +34,22 @@ def normalize_source_prefix(prefix: str | None) -> str | None:
     return None if normalized in (".", "") else normalized
 
 
+def normalize_doc_set(runtime: Runtime, doc_set: str | None) -> str | None:
+    """The doc set as the index spells it (matched without regard to case), or an
+    InvalidInputError naming the doc sets the index has."""
+    name = (doc_set or "").strip()
+    if not name:
+        return None
+    known = sorted({r.doc_set for r in runtime.store.manifest().values() if r.doc_set})
+    for candidate in known:
+        if candidate.lower() == name.lower():
+            return candidate
+    raise InvalidInputError(
+        f"doc_set {doc_set!r} is not in the index; it has: {', '.join(known) or 'none'}"
+        + ("" if known else " (an index built before doc sets existed: rebuild it)")
+    )
+
+
 def _validate(runtime: Runtime, query: str, limit: int, max_limit: int | None = None) -> str:
     settings = runtime.settings
     text = " ".join((query or "").split())
@@ -67,6 +83,7 @@ def retrieve(
     section: str | None = None,
     source_prefix: str | None = None,
     max_limit: int | None = None,
+    doc_set: str | None = None,
 ) -> list[StoredChunk]:
     """The raw ranked chunks (shared by search, answer, the eval and QA selection, which
     may ask for more than ``search_max_limit`` through ``max_limit``)."""
@@ -75,6 +92,7 @@ def retrieve(
     prefix = normalize_source_prefix(source_prefix)
     section = " ".join((section or "").split()) or None
     store = require_index(runtime)
+    doc_set = normalize_doc_set(runtime, doc_set)
     encoders = runtime.encoders
     dense2 = encoders.dense2
     return store.hybrid_search(
@@ -88,6 +106,7 @@ def retrieve(
         section=section,
         dense2=dense2.embed_query(text) if dense2 is not None else None,
         fusion=settings.fusion,
+        doc_set=doc_set,
     )
 
 
@@ -111,6 +130,8 @@ def to_hits(chunks: list[StoredChunk], max_chars: int) -> tuple[list[SearchHit],
                 chunk_id=c.id,
                 link=doc_link(c.source),
                 page=c.page,
+                doc_set=c.doc_set,
+                version=c.version,
             )
         )
     return hits, truncated
@@ -122,9 +143,12 @@ def search_docs(
     limit: int | None = None,
     section: str | None = None,
     source_prefix: str | None = None,
+    doc_set: str | None = None,
 ) -> SearchResult:
     limit = runtime.settings.search_default_limit if limit is None else limit
-    chunks = retrieve(runtime, query, limit, section=section, source_prefix=source_prefix)
+    chunks = retrieve(
+        runtime, query, limit, section=section, source_prefix=source_prefix, doc_set=doc_set
+    )
     hits, truncated = to_hits(chunks, runtime.settings.max_result_chars)
     return SearchResult(query=query, hits=hits, truncated=truncated)
 
@@ -136,6 +160,8 @@ def format_hits(result: SearchResult) -> str:
     parts = []
     for h in result.hits:
         where = h.source + (f" (page {h.page})" if h.page else "")
+        if h.doc_set:
+            where += f"  doc set: {h.doc_set}" + (f" {h.version}" if h.version else "")
         parts.append(
             f"[{h.rank}] {h.section or h.source}\nsource: {where}  link: {h.link}\n{h.text}"
         )
