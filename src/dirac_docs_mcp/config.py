@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         "against its passages; evidence: the passages' own supporting sentences with "
         "citations and no generated text (search-like latency, for hosts whose model writes)",
     )
+    answer_example: bool = Field(
+        default=True,
+        description="show the answer model one worked question and answer before the real "
+        "one (the shape wanted: a sentence in the passage's words, the exact option and "
+        "value, a citation)",
+    )
     answer_min_question_coverage: float = Field(
         default=1.0,
         ge=0,

@@ -55,6 +55,25 @@ SYSTEM_PROMPT = (
     "passages. Cite the passages you use as [1], [2]. Never invent commands or options."
 )
 UNKNOWN_RULE = " If the passages do not contain the answer, say: I don't know."
+# One worked exchange before the real one (answer_example): it shows a small model the
+# shape wanted - a whole sentence in the passage's words, the exact option and value, the
+# citation - instead of echoing the instructions or the question (what the 0.5B did on a
+# fifth of the dev questions without it). Its facts are checked like any answer's: copied
+# into another answer, they are not in that answer's passages and are dropped.
+EXAMPLE_PASSAGES = (
+    "[1] Systems › WorkloadManagement › Agents › StalledJobAgent "
+    "(DIRAC/docs/source/AdministratorGuide/Systems/WorkloadManagement/StalledJobAgent.rst)\n"
+    "The StalledJobAgent hunts for stalled jobs in the Job database. Jobs in the Running "
+    "state whose pilot has not sent a heartbeat for StalledTimeHours are declared Stalled.\n"
+    "StalledTimeHours | hours before a running job is declared stalled | StalledTimeHours = 2"
+    "\n\n[2] User Guide › Getting a proxy (DIRAC/docs/source/UserGuide/proxy.rst)\n"
+    "To create a proxy with a given group, run dirac-proxy-init -g <group>."
+)
+EXAMPLE_QUESTION = "After how long without a heartbeat is a running job declared stalled?"
+EXAMPLE_ANSWER = (
+    '{"answer": "The StalledJobAgent declares a Running job Stalled when its pilot has sent '
+    'no heartbeat for StalledTimeHours, 2 hours by default [1].", "citations": [1]}'
+)
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
@@ -94,6 +113,7 @@ def build_messages(
     max_chars_per_passage: int,
     model_may_abstain: bool = False,
     one_sentence: bool = False,
+    example: bool = False,
 ) -> list[dict]:
     """The answer prompt. ``model_may_abstain`` adds the "say I don't know" rule; without it
     abstention is left to the judge (see ``answer_model_may_abstain``)."""
@@ -114,7 +134,17 @@ def build_messages(
     if model_may_abstain:
         system += UNKNOWN_RULE
         user += " If the passages do not contain the answer, answer exactly: I don't know."
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    shots = []
+    if example:
+        shots = [
+            {
+                "role": "user",
+                "content": f"Passages:\n\n{EXAMPLE_PASSAGES}\n\nQuestion: {EXAMPLE_QUESTION}"
+                f"\n\n{answer_instruction(one_sentence)}",
+            },
+            {"role": "assistant", "content": EXAMPLE_ANSWER},
+        ]
+    return [{"role": "system", "content": system}, *shots, {"role": "user", "content": user}]
 
 
 def judge_messages(question: str, messages: list[dict]) -> list[dict]:
@@ -445,7 +475,12 @@ def answer_question(
     retry_reason = None
     for attempt, (chars, max_chars, short) in enumerate(attempts):
         messages = build_messages(
-            question, hits, chars, settings.answer_model_may_abstain, one_sentence=short
+            question,
+            hits,
+            chars,
+            settings.answer_model_may_abstain,
+            one_sentence=short,
+            example=settings.answer_example,
         )
         try:
             generation = generator.generate(
