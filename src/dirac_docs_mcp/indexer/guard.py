@@ -21,7 +21,7 @@ BINARY = "binary content"
 #: bytes looked at to decide whether a text file is binary
 SNIFF_BYTES = 8192
 #: share of undecodable or control characters above which a text file is binary
-MAX_CONTROL_SHARE = 0.10
+MAX_CONTROL_SHARE = 0.30
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
 #: formats that are binary by design (their loader parses the bytes)
 BINARY_FORMATS = frozenset({".pdf"})

@@ -124,8 +124,8 @@ class Indexer:
         for root in roots:
             if not root.exists():
                 raise InvalidInputError(f"{root} does not exist")
-        if rebuild:
-            self.store.drop()
+        if rebuild:  # beside the old index, which stays usable until finish_rebuild
+            self.store.begin_rebuild()
         spec = self.encoders.spec
         self.store.ensure_collection(spec.model_id, spec.dim, self._dense2_identity())
         manifest = self.store.manifest()
@@ -193,6 +193,8 @@ class Indexer:
                 del manifest[source]
         report.chunks_deleted += self.store.delete_orphans(manifest.keys())
         self.store.set_roots({r.root for r in manifest.values()} | (root_strs if seen else set()))
+        if rebuild:
+            self.store.finish_rebuild()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -261,6 +263,7 @@ class Indexer:
             manifest[p.file.source] = record
             report.files_indexed += 1
             report.chunks_written += n
+            log.debug("indexed %s (%d chunks)", p.file.source, n)
             bar.update(1)
 
 

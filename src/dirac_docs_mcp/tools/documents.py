@@ -64,7 +64,9 @@ def read_document(runtime: Runtime, path: str) -> tuple[str, str]:
 
 
 def index_status(runtime: Runtime) -> IndexStatus:
+    """What the index holds, after checking it is not damaged (IndexDamagedError)."""
     store = runtime.store
+    store.verify()
     meta = store.meta() or {}
     return IndexStatus(
         location=store.location,
