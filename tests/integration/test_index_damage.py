@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from dirac_docs_mcp.tools.search import search_docs
 
 from ..conftest import FIXTURE_FILES, write_fixture_corpus
 from .test_cli_exit_codes import _env, run_cli
+from .test_faults import wait_for_indexed_file
 
 HINT = "dirac-docs-mcp index --rebuild"
 
@@ -125,21 +125,6 @@ def _big_corpus(root: Path, copies: int) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text.replace("DIRAC", f"DIRAC-{i}"))
     return root
-
-
-def wait_for_indexed_file(proc: subprocess.Popen, timeout: float = 300) -> None:
-    """Block until the indexer (run with -v) logs its first finished file."""
-    done = threading.Event()
-
-    def read():
-        for line in proc.stderr:
-            if " indexed " in line:
-                done.set()
-        done.set()  # the process ended
-
-    threading.Thread(target=read, daemon=True).start()
-    assert done.wait(timeout), "no file was indexed in time"
-    assert proc.poll() is None, "the indexer finished before it could be killed"
 
 
 def test_killed_rebuild_leaves_the_old_index_answering(built, tmp_path):
