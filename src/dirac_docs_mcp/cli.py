@@ -111,6 +111,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
     for failure in report.failures:
         print(f"skipped {failure}", file=sys.stderr)
+    for skipped in report.skipped:
+        print(f"skipped {skipped}", file=sys.stderr)
     print(report.summary())
     return 0
 

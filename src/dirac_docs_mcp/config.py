@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     )
     chunk_overlap_tokens: int = Field(default=32, ge=0, le=1024)
     chunk_min_tokens: int = Field(default=128, ge=0, le=4096)
+    max_file_bytes: int = Field(
+        default=20_000_000,
+        ge=1_000,
+        le=2_000_000_000,
+        description="larger source files are skipped (reported as 'too large'); only regular "
+        "files are read, so a named pipe or a link to /dev/zero cannot hang or fill memory",
+    )
 
     # --- retrieval -----------------------------------------------------------------------
     search_default_limit: int = Field(default=5, ge=1, le=50)

@@ -48,6 +48,10 @@ class IndexInUseError(StoreError):
     """Another process holds the embedded index."""
 
 
+class IndexDamagedError(StoreError):
+    """The index files changed since the last index run, or the engine cannot read them."""
+
+
 class ModelMismatchError(StoreError):
     """The collection was built with another embedding model."""
 

@@ -105,15 +105,17 @@ class IndexReport(BaseModel):
     files_unchanged: int = 0
     files_deleted: int = 0
     files_failed: int = 0
+    files_skipped: int = 0  # outside the indexed folder, not a regular file, too large, binary
     chunks_written: int = 0
     chunks_deleted: int = 0
     seconds: float = 0.0
     failures: list[str] = Field(default_factory=list)  # "path: reason"
+    skipped: list[str] = Field(default_factory=list)  # "path: reason"
 
     def summary(self) -> str:
         return (
             f"{self.files_seen} files: {self.files_indexed} indexed, {self.files_unchanged} unchanged, "
-            f"{self.files_deleted} deleted, {self.files_failed} failed; "
+            f"{self.files_deleted} deleted, {self.files_failed} failed, {self.files_skipped} skipped; "
             f"{self.chunks_written} chunks written, {self.chunks_deleted} removed; {self.seconds:.1f} s"
         )
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -33,6 +34,22 @@ def _ids_and_count(settings):
         return rt.store.all_point_ids(), rt.store.count(), set(rt.store.manifest())
 
 
+def wait_for_indexed_file(proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Block until the indexer (run with -v, stderr piped as text) logs its first finished
+    file, so a kill lands after at least one file is done."""
+    done = threading.Event()
+
+    def read():
+        for line in proc.stderr:
+            if " indexed " in line:
+                done.set()
+        done.set()  # the process ended
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(timeout), "no file was indexed in time"
+    assert proc.poll() is None, "the indexer finished before it could be killed; grow the corpus"
+
+
 def test_sigkill_mid_run_then_rerun_equals_clean_build(tmp_path, settings_factory):
     copies = 60
     corpus = _big_corpus(tmp_path / "corpus", copies)
@@ -43,26 +60,23 @@ def test_sigkill_mid_run_then_rerun_equals_clean_build(tmp_path, settings_factor
         DIRAC_MCP_INDEX_PATH=str(killed.index_path),
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dirac_docs_mcp", "index", str(corpus), "--no-progress"],
+        [sys.executable, "-m", "dirac_docs_mcp", "-v", "index", str(corpus), "--no-progress"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    # once the collection exists (model loaded, indexing started), let it write part of the
-    # index, then kill it without warning
-    deadline = time.time() + 300
-    while proc.poll() is None and time.time() < deadline:
-        if (killed.index_path / killed.collection / "chunks").exists():
-            break
-        time.sleep(0.05)
-    time.sleep(2.0)
-    assert proc.poll() is None, "indexer finished before it could be killed; grow the corpus"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # kill it without warning once at least one file is done (a kill before that would
+    # test nothing of the resume)
+    try:
+        wait_for_indexed_file(proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     total = len(FIXTURE_FILES) * copies
     with Runtime(killed) as rt:
         done_before = len(rt.store.manifest())
-    assert done_before < total
+    assert 0 < done_before < total
 
     with Runtime(killed) as rt:
         report = Indexer(rt.store, rt.encoders, killed).run([corpus], progress=False)

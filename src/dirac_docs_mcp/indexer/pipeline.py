@@ -22,6 +22,7 @@ from ..errors import DiracDocsError, InvalidInputError
 from ..schemas import Chunk, IndexReport
 from ..store import DENSE, DENSE2, FileRecord, Store, ancestor_dirs
 from .chunker import chunk_document, dense_windows
+from .guard import SkippedFile, read_source
 from .loaders import SUPPORTED_SUFFIXES, load_document
 from .roots import RootSpec, plan
 
@@ -48,8 +49,10 @@ class _Pending:
 def discover(roots: Sequence[Path]) -> Iterator[SourceFile]:
     """Supported files under each root (a root may also be a single file).
 
-    Hidden folders are skipped; symlinked folders are not followed (no loops); a file that
-    disappears while we walk is simply not yielded.
+    Hidden folders are skipped; symlinked folders are not followed (no loops), and one that
+    leads outside its root is yielded so the run reports it skipped; a file that disappears
+    while we walk is simply not yielded. Whether a file may be read is
+    :func:`.guard.read_source`'s call.
     """
     for root in roots:
         if root.is_file():
@@ -57,6 +60,10 @@ def discover(roots: Sequence[Path]) -> Iterator[SourceFile]:
             continue
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in dirnames:
+                path = Path(dirpath) / name
+                if path.is_symlink() and not path.resolve().is_relative_to(root):
+                    yield SourceFile(root, path, path.relative_to(root).as_posix())
             for name in sorted(filenames):
                 if name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
                     continue
@@ -64,8 +71,8 @@ def discover(roots: Sequence[Path]) -> Iterator[SourceFile]:
                 yield SourceFile(root, path, path.relative_to(root).as_posix())
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sha256(file: SourceFile, max_bytes: int) -> str:
+    return hashlib.sha256(read_source(file.path, file.root, max_bytes)).hexdigest()
 
 
 def _payload(chunk: Chunk, root: Path, file: SourceFile | None = None) -> dict:
@@ -129,8 +136,8 @@ class Indexer:
         for root in [*roots, *(s.path for s in specs)]:
             if not root.exists():
                 raise InvalidInputError(f"{root} does not exist")
-        if rebuild:
-            self.store.drop()
+        if rebuild:  # beside the old index, which stays usable until finish_rebuild
+            self.store.begin_rebuild()
         spec = self.encoders.spec
         self.store.ensure_collection(spec.model_id, spec.dim, self._dense2_identity())
         manifest = self.store.manifest()
@@ -174,7 +181,11 @@ class Indexer:
         pending_chunks = 0
         for source, f in seen.items():
             try:
-                digest = _sha256(f.path)
+                digest = _sha256(f, self.settings.max_file_bytes)
+            except SkippedFile as exc:
+                self._skip(source, str(exc), manifest, report)
+                bar.update(1)
+                continue
             except OSError as exc:
                 report.files_failed += 1
                 report.failures.append(f"{source}: cannot read ({exc.strerror or exc})")
@@ -227,6 +238,8 @@ class Indexer:
         if seen:
             used |= {str(s.root) for s in scopes}
         self.store.set_root_info({root: entry for root, entry in info.items() if root in used})
+        if rebuild:
+            self.store.finish_rebuild()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -245,6 +258,18 @@ class Indexer:
         info.pop(root_str, None)
         self.store.set_root_info(info)
         return removed
+
+    def _skip(
+        self, source: str, reason: str, manifest: dict[str, FileRecord], report: IndexReport
+    ) -> None:
+        """Report a file :func:`.guard.read_source` refused; what an older run indexed of it
+        (before it became a link out of the folder, say) leaves the index."""
+        report.files_skipped += 1
+        report.skipped.append(f"{source}: {reason}")
+        old = manifest.pop(source, None)
+        if old is not None:
+            report.chunks_deleted += self.store.delete_file(old)
+            report.files_deleted += 1
 
     def _flush(
         self, pending: list[_Pending], manifest: dict[str, FileRecord], report: IndexReport, bar
@@ -307,6 +332,7 @@ class Indexer:
             manifest[p.file.source] = record
             report.files_indexed += 1
             report.chunks_written += n
+            log.debug("indexed %s (%d chunks)", p.file.source, n)
             bar.update(1)
 
 

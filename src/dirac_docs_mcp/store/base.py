@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import IndexInUseError, StoreError
+from ..errors import IndexDamagedError, IndexInUseError, StoreError
 from .meta import Dense2, meta_dense2
 
 DENSE = "dense"
@@ -161,6 +161,24 @@ def one_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+REBUILD_HINT = "rebuild it with 'dirac-docs-mcp index --rebuild PATH'"
+
+
+def damaged_error(location: object, detail: str) -> IndexDamagedError:
+    return IndexDamagedError(f"the index at {location} is damaged ({detail}); {REBUILD_HINT}")
+
+
+def check_manifest_points(store: Store) -> None:
+    """Every chunk a manifest entry names is a point of the index. Holds after a completed
+    index run only: a killed one may leave an entry naming points it had deleted."""
+    listed = {i for r in store.manifest().values() for i in r.chunk_ids}
+    missing = listed - store.all_point_ids()
+    if missing:
+        raise damaged_error(
+            store.location, f"{len(missing)} chunks the manifest lists are not in the index"
+        )
+
+
 def in_use_error(path: object) -> IndexInUseError:
     return IndexInUseError(
         f"the index at {path} is in use by another process (a running "
@@ -235,6 +253,20 @@ class Store:
 
     def drop(self) -> None:
         raise NotImplementedError
+
+    def begin_rebuild(self) -> None:
+        """Start an index from scratch (``index --rebuild``). Here: drop the old one; the
+        embedded index builds beside the old one instead and swaps it in at
+        :meth:`finish_rebuild`, so a crash never leaves it empty."""
+        self.drop()
+
+    def finish_rebuild(self) -> None:
+        """The end of a successful rebuild: the new index replaces the old one."""
+
+    def verify(self) -> None:
+        """Raise :class:`IndexDamagedError` if the index is found damaged. A server checks
+        its own storage, so here: nothing; the embedded index checks its files' checksums
+        and the manifest against the points (:meth:`EdgeStore.verify`)."""
 
     # --- manifest -----------------------------------------------------------------------
     def manifest(self) -> dict[str, FileRecord]:

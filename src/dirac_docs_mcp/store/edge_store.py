@@ -5,6 +5,16 @@ On disk, under ``index_path``::
     .lock                    flock held by the process that has the index open
     <collection>/chunks/     EdgeShard: the chunk points (dense + bm25 vectors, payload)
     <collection>/files/      EdgeShard: the manifest and the meta point (no vectors)
+    <collection>/integrity.json  size and sha256 of every shard file, written when an
+                             index run ends (removed by its first write)
+    <collection>.rebuild/    an ``index --rebuild`` in progress, renamed into place at its end
+
+Damage: opening compares every shard file's size with ``integrity.json`` (cheap: finds a
+truncated or missing file); :meth:`EdgeStore.verify` (``status``, the start of an index
+run) also re-hashes all of them and checks the manifest against the points. A damaged index, or an
+engine error while reading, is an :class:`~dirac_docs_mcp.errors.IndexDamagedError` whose
+message says to run ``index --rebuild``. The write-ahead logs and the ``*_journal.dat``
+files change on every open, so they are not hashed.
 
 One process at a time: :meth:`EdgeStore.open_path` takes an exclusive, non-blocking
 ``flock`` on ``.lock`` (the same file qdrant-client's embedded mode locked, so an older
@@ -30,6 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -53,6 +65,8 @@ from .base import (
     StoredChunk,
     as_list,
     as_windows,
+    check_manifest_points,
+    damaged_error,
     in_fused_order,
     in_use_error,
     named_dense,
@@ -67,6 +81,9 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 CHUNKS_DIR = "chunks"
 FILES_DIR = "files"
+SEAL_FILE = "integrity.json"
+REBUILD_SUFFIX = ".rebuild"
+OLD_SUFFIX = ".old"
 FLUSH_INTERVAL_S = 2.0
 _SCROLL_PAGE = 1000
 # qdrant-client's embedded mode kept ``meta.json`` and ``collection/<name>`` here
@@ -83,6 +100,8 @@ class EdgeStore(Store):
         self.collection = collection
         self.location = str(root)
         self.dir = root / collection
+        self._live_dir = self.dir  # where the index is served from; self.dir while rebuilding
+        self._seal_pending = False  # an index run ended: seal the files once they are closed
         self._lock_fd: int | None = lock_fd
         self._lock = threading.RLock()
         self._chunks: Any = None
@@ -115,6 +134,7 @@ class EdgeStore(Store):
 
     def _load(self) -> None:
         """Load the shards that are there; remember (not raise) why one cannot be."""
+        self._recover_rebuild()
         for name in (CHUNKS_DIR, FILES_DIR):
             path = self.dir / name
             tmp = self.dir / (name + ".tmp")
@@ -132,6 +152,11 @@ class EdgeStore(Store):
                 self._chunks = shard
             else:
                 self._files = shard
+        if self._broken is None:
+            problem = check_seal(self.dir, full=False)
+            if problem:
+                self._broken = problem
+                log.debug("the index at %s is damaged: %s", self.root, problem)
         if self._chunks is None and self._legacy_dirs():
             log.warning(
                 "the index at %s was made by an older version (qdrant-client embedded mode); "
@@ -139,19 +164,32 @@ class EdgeStore(Store):
                 self.root,
             )
 
+    def _close_shards(self) -> None:
+        for attr in ("_chunks", "_files"):
+            shard = getattr(self, attr)
+            setattr(self, attr, None)
+            if shard is None:
+                continue
+            try:
+                if self._dirty:
+                    shard.flush()
+                shard.close()
+            except Exception as exc:  # closing twice or a failed flush must not raise
+                log.warning("closing %s: %s", self.dir, one_line(exc))
+        self._dirty = False
+        if self._seal_pending:
+            self._seal_pending = False
+            try:
+                write_seal(self.dir)
+            except OSError as exc:
+                log.warning("cannot write %s: %s", self.dir / SEAL_FILE, exc)
+
     def close(self) -> None:
         with self._lock:
-            for attr in ("_chunks", "_files"):
-                shard = getattr(self, attr)
-                setattr(self, attr, None)
-                if shard is None:
-                    continue
-                try:
-                    if self._dirty:
-                        shard.flush()
-                    shard.close()
-                except Exception as exc:  # closing twice or a failed flush must not raise
-                    log.warning("closing %s: %s", self.dir, one_line(exc))
+            self._close_shards()
+            if self.dir != self._live_dir:  # a rebuild that did not finish: the old stays
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.dir = self._live_dir
             if self._lock_fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(self._lock_fd)  # releases the flock
@@ -177,9 +215,78 @@ class EdgeStore(Store):
             changed = False
             for shard in (self._chunks, self._files):
                 if shard is not None:
+                    self._unseal()
                     changed |= bool(shard.optimize())
             self.flush()
+            self._seal_pending = True
             return changed
+
+    # --- damage and rebuild -------------------------------------------------------------
+    def _unseal(self) -> None:
+        """The files are about to change: their checksums no longer vouch for them (a run
+        killed from here on leaves an index that is checked by its manifest only)."""
+        self._seal_pending = False
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / SEAL_FILE).unlink()
+
+    def verify(self) -> None:
+        """Every shard file against ``integrity.json`` (sha256), then the manifest against
+        the points, reading every point's payload once."""
+        self._check_readable()
+        problem = check_seal(self.dir, full=True)
+        if problem:
+            raise damaged_error(self.root, problem)
+        if (self.dir / SEAL_FILE).exists():  # the last run completed
+            check_manifest_points(self)
+        if self._chunks is not None:
+            for _ in self._scroll(self._chunks, None, with_payload=True):
+                pass
+
+    def _recover_rebuild(self) -> None:
+        """Undo what a process killed during ``index --rebuild`` left: a half-built index
+        beside the old one is removed; an old index moved aside for the swap comes back."""
+        live = self._live_dir
+        rebuild, old = _sibling(live, REBUILD_SUFFIX), _sibling(live, OLD_SUFFIX)
+        if old.exists():
+            if live.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.rename(live)
+        if rebuild.exists():
+            shutil.rmtree(rebuild, ignore_errors=True)
+
+    def begin_rebuild(self) -> None:
+        """Build the new index in ``<collection>.rebuild`` beside the old one, which stays
+        as it is (and readable by the next process) until :meth:`finish_rebuild`."""
+        with self._lock:
+            self._close_shards()
+            self._broken = None
+            self.dir = _sibling(self._live_dir, REBUILD_SUFFIX)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def finish_rebuild(self) -> None:
+        """Seal the new index and put it in place of the old one: the old one is renamed
+        aside, the new one renamed into place, the old one removed (a crash between the two
+        renames is undone by the next open)."""
+        with self._lock:
+            new, live = self.dir, self._live_dir
+            if new == live:
+                return
+            self.flush()
+            self._seal_pending = True
+            self._close_shards()
+            old = _sibling(live, OLD_SUFFIX)
+            try:
+                shutil.rmtree(old, ignore_errors=True)
+                if live.exists():
+                    live.rename(old)
+                new.rename(live)
+            except OSError as exc:
+                raise StoreError(f"cannot put the rebuilt index in place at {live}: {exc}") from None
+            self.dir = live
+            shutil.rmtree(old, ignore_errors=True)
+            self._broken = None
+            self._load()
 
     # --- collections --------------------------------------------------------------------
     def _legacy_dirs(self) -> list[Path]:
@@ -204,10 +311,7 @@ class EdgeStore(Store):
 
     def _check_readable(self) -> None:
         if self._broken:
-            raise StoreError(
-                f"the index at {self.root} is damaged ({self._broken}); rebuild it with "
-                f"'dirac-docs-mcp index --rebuild PATH'"
-            )
+            raise damaged_error(self.root, self._broken)
         if self._chunks is None and self._legacy_dirs():
             raise StoreError(
                 f"the index at {self.root} was made by an older version of dirac-docs-mcp; "
@@ -230,7 +334,7 @@ class EdgeStore(Store):
         try:
             found = shard.retrieve([point_id], with_payload=True, with_vector=False)
         except Exception as exc:
-            raise StoreError(f"cannot read the index at {self.root}: {one_line(exc)}") from None
+            raise damaged_error(self.root, f"cannot read it: {one_line(exc)}") from None
         return (found[0].payload or {}) if found else None
 
     def ensure_collection(self, model_id: str, dim: int, dense2: Dense2 | None = None) -> None:
@@ -242,6 +346,7 @@ class EdgeStore(Store):
             meta = self.meta()
             if meta is not None and self._chunks is not None:
                 check_meta(self.location, meta, model_id, dim, dense2)
+                self.verify()  # an index run on a damaged index would call it unchanged
                 return
             # half an index (a crash while creating, or a folder deleted by hand): the
             # manifest and the points no longer vouch for each other, so start over
@@ -308,6 +413,7 @@ class EdgeStore(Store):
         with self._lock:
             super().set_roots(roots)
             self.flush()  # the end of an indexing run
+            self._seal_pending = True  # sealed once the shards are closed
 
     def set_root_info(self, info: dict[str, dict[str, Any]]) -> None:
         with self._lock:
@@ -324,6 +430,7 @@ class EdgeStore(Store):
         if self.dir.exists():
             shutil.rmtree(self.dir)
         self._broken = None
+        self._seal_pending = False
 
     def drop(self) -> None:
         with self._lock:
@@ -510,7 +617,7 @@ class EdgeStore(Store):
             fused = fuse(scored, fusion, rrf_k, rrf_weights)[:limit]
             found = chunks.retrieve([pid for pid, _ in fused], with_payload=True, with_vector=False)
         except Exception as exc:
-            raise StoreError(f"search failed on {self.location}: {one_line(exc)}") from None
+            raise damaged_error(self.location, f"search failed: {one_line(exc)}") from None
         return in_fused_order(fused, found)
 
     def export_rows(self, batch_size: int = 256):
@@ -537,7 +644,7 @@ class EdgeStore(Store):
         try:
             points = self._chunks.query(request)
         except Exception as exc:
-            raise StoreError(f"search failed on {self.location}: {one_line(exc)}") from None
+            raise damaged_error(self.location, f"search failed: {one_line(exc)}") from None
         return float(points[0].score) if points else None
 
     # --- helpers ------------------------------------------------------------------------
@@ -554,6 +661,8 @@ class EdgeStore(Store):
         return self._files
 
     def _update(self, shard: Any, operation: Any) -> None:
+        if not self._dirty:
+            self._unseal()
         try:
             shard.update(operation)
         except Exception as exc:
@@ -564,7 +673,7 @@ class EdgeStore(Store):
         try:
             return int(shard.count(self._qe.CountRequest(exact=True, filter=flt)))
         except Exception as exc:
-            raise StoreError(f"cannot read the index at {self.root}: {one_line(exc)}") from None
+            raise damaged_error(self.root, f"cannot read it: {one_line(exc)}") from None
 
     def _scroll(
         self, shard: Any, flt: Any, with_payload: bool, with_vector: bool = False
@@ -583,7 +692,81 @@ class EdgeStore(Store):
                     )
                 )
             except Exception as exc:
-                raise StoreError(f"cannot read the index at {self.root}: {one_line(exc)}") from None
+                raise damaged_error(self.root, f"cannot read it: {one_line(exc)}") from None
             yield from points
             if offset is None:
                 return
+
+
+# --- checksums of the shard files -------------------------------------------------------------
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _sealed_files(folder: Path) -> dict[str, Path]:
+    """The shard files an index run writes, by path relative to ``folder``: not the
+    write-ahead logs nor the ``*_journal.dat`` files (opening a shard rewrites or removes
+    those)."""
+    out: dict[str, Path] = {}
+    for shard in (CHUNKS_DIR, FILES_DIR):
+        base = folder / shard
+        for dirpath, _dirnames, filenames in os.walk(base):
+            rel_dir = Path(dirpath).relative_to(folder)
+            if rel_dir.parts[1:2] == ("wal",):
+                continue
+            for name in filenames:
+                if not name.endswith("_journal.dat"):
+                    out[(rel_dir / name).as_posix()] = Path(dirpath) / name
+    return out
+
+
+def _size_only(rel: str) -> bool:
+    """Opening a shard replays its write-ahead log, which rewrites the point versions: their
+    size is checked, not their content."""
+    return rel.endswith("mutable_id_tracker.versions")
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def write_seal(folder: Path) -> None:
+    """Record size and sha256 of every shard file an index run writes in ``integrity.json``."""
+    files = {}
+    for rel, path in sorted(_sealed_files(folder).items()):
+        files[rel] = [path.stat().st_size, None if _size_only(rel) else _file_sha256(path)]
+    if not files:
+        return
+    tmp = folder / (SEAL_FILE + ".tmp")
+    tmp.write_text(json.dumps({"version": 2, "files": files}))
+    tmp.replace(folder / SEAL_FILE)
+
+
+def check_seal(folder: Path, full: bool) -> str | None:
+    """What differs between the shard files and ``integrity.json`` (None: nothing, or no
+    seal to check). Sizes always (cheap: a truncated or missing file); ``full``: the sha256
+    of every file too (garbled bytes). A shard folder missing as a whole is half an index,
+    which :meth:`EdgeStore.ensure_collection` starts over."""
+    try:
+        seal = json.loads((folder / SEAL_FILE).read_text())
+        recorded = seal["files"] if seal.get("version") == 2 else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"{SEAL_FILE} is unreadable: {exc}"
+    for rel, (size, digest) in recorded.items():
+        path = folder / rel
+        if not (folder / rel.split("/", 1)[0]).exists():
+            continue
+        try:
+            actual = path.stat().st_size
+            if actual != size:
+                return f"{rel} is {actual} bytes, was {size} at the end of the last index run"
+            if full and digest and _file_sha256(path) != digest:
+                return f"{rel} changed since the last index run (checksum differs)"
+        except FileNotFoundError:
+            return f"{rel} is missing"
+        except OSError as exc:
+            return f"{rel} is unreadable: {exc.strerror or exc}"
+    return None

@@ -19,16 +19,21 @@ MAX_DOCUMENT_CHARS = 400_000
 
 
 def _normalize_path(path: str) -> str:
+    """A ``dirac-docs://`` link is decoded once, as :func:`.search.doc_link` encoded it once
+    (a file named ``100%25.md`` has the link ``100%2525.md``); a bare path is the source path
+    itself (what the MCP resource template hands over, already decoded)."""
     raw = (path or "").strip()
     if raw.startswith(URI_SCHEME):
-        raw = raw[len(URI_SCHEME) :]
-    decoded = unquote(unquote(raw))  # catches %2e%2e and %252e%252e alike
+        raw = unquote(raw[len(URI_SCHEME) :])
+    decoded = raw
     if "\x00" in decoded:
         raise InvalidInputError("document path contains a NUL byte")
-    if decoded.startswith("/") or ".." in decoded.replace("\\", "/").split("/"):
-        raise InvalidInputError(
-            f"document path must be relative to an indexed folder, got {path!r}"
-        )
+    # a '..' encoded once more (%2e%2e) is refused as well; only manifest paths are read
+    for candidate in (decoded, unquote(decoded)):
+        if candidate.startswith("/") or ".." in candidate.replace("\\", "/").split("/"):
+            raise InvalidInputError(
+                f"document path must be relative to an indexed folder, got {path!r}"
+            )
     normalized = normalize_source_prefix(decoded)
     if not normalized:
         raise InvalidInputError("document path is empty")
@@ -59,7 +64,9 @@ def read_document(runtime: Runtime, path: str) -> tuple[str, str]:
 
 
 def index_status(runtime: Runtime) -> IndexStatus:
+    """What the index holds, after checking it is not damaged (IndexDamagedError)."""
     store = runtime.store
+    store.verify()
     meta = store.meta() or {}
     manifest = store.manifest()
     doc_sets: dict[str, dict[str, int | str]] = {}
