@@ -419,6 +419,7 @@ class EdgeStore(Store):
         with self._lock:
             super().set_root_info(info)
             self.flush()  # the end of an indexing run
+            self._seal_pending = True  # sealed once the shards are closed
 
     def _drop_shards(self) -> None:
         for attr in ("_chunks", "_files"):
