@@ -706,8 +706,8 @@ def _sibling(path: Path, suffix: str) -> Path:
 
 def _sealed_files(folder: Path) -> dict[str, Path]:
     """The shard files an index run writes, by path relative to ``folder``: not the
-    write-ahead logs nor the ``*_journal.dat`` files (opening a shard rewrites or removes
-    those)."""
+    write-ahead logs, the ``*_journal.dat`` files nor the engine's JSON state (the engine
+    rewrites or removes those on its own)."""
     out: dict[str, Path] = {}
     for shard in (CHUNKS_DIR, FILES_DIR):
         base = folder / shard
@@ -716,7 +716,10 @@ def _sealed_files(folder: Path) -> dict[str, Path]:
             if rel_dir.parts[1:2] == ("wal",):
                 continue
             for name in filenames:
-                if not name.endswith("_journal.dat"):
+                # segment.json (and the engine's other JSON state) is rewritten by the
+                # engine after a run's last write: seen changing on the EmbeddingGemma
+                # index between the seal and the next status (a false "damaged")
+                if not name.endswith(("_journal.dat", ".json")):
                     out[(rel_dir / name).as_posix()] = Path(dirpath) / name
     return out
 
