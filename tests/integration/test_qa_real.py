@@ -23,6 +23,14 @@ from ..conftest import FIXTURE_FILES
 pytestmark = [pytest.mark.slow]
 
 SMALL = {"generator_model": "smollm2-135m", "qa_min_chunk_words": 10}
+# every gate open (a 135M model invents most answers; the gates are tested on their own in
+# test_qa_dataset / test_qa_gates), so that lines get written
+OPEN = {
+    "qa_min_grounding": 0.0,
+    "qa_max_missing_specifics": 20,
+    "qa_min_window_share": 0.0,
+    "qa_roundtrip_drop": False,
+}
 
 
 def lines_of(path: Path) -> list[dict]:
@@ -37,9 +45,7 @@ async def test_tool_writes_only_parsed_grounded_pairs(fixture_index, tmp_path, a
     settings, _ = fixture_index
     # SmolLM2-135M mostly invents its answers (0 of 12 pass the default 0.7 grounding: the
     # gate at work, unit-tested in test_qa_gates); the gate is off here so lines get written
-    settings = settings.model_copy(
-        update={**SMALL, "qa_output_dir": tmp_path / "qa", "qa_min_grounding": 0.0}
-    )
+    settings = settings.model_copy(update={**SMALL, "qa_output_dir": tmp_path / "qa", **OPEN})
     progress: list[tuple[float, float | None]] = []
 
     async def on_progress(done, total, message):
@@ -101,6 +107,9 @@ def test_cli_killed_mid_run_resumes_without_duplicates(fixture_index, tmp_path):
         "DIRAC_MCP_GENERATOR_MODEL": "smollm2-135m",
         "DIRAC_MCP_QA_MIN_CHUNK_WORDS": "10",
         "DIRAC_MCP_QA_MIN_GROUNDING": "0",  # keep every parsed pair, so lines appear early
+        "DIRAC_MCP_QA_MAX_MISSING_SPECIFICS": "20",
+        "DIRAC_MCP_QA_MIN_WINDOW_SHARE": "0",
+        "DIRAC_MCP_QA_ROUNDTRIP_DROP": "false",
     }
     command = [
         sys.executable,
@@ -161,7 +170,7 @@ def test_cancel_keeps_the_batches_already_written(fixture_index, tmp_path):
         update={
             "qa_generator_model": "smollm2-135m",
             "qa_min_chunk_words": 10,
-            "qa_min_grounding": 0.0,
+            **OPEN,
         }
     )
     out = tmp_path / "pairs.jsonl"
@@ -236,7 +245,7 @@ async def test_mcp_cancellation_keeps_the_written_batches(fixture_index, tmp_pat
         update={
             **SMALL,
             "qa_output_dir": tmp_path / "qa",
-            "qa_min_grounding": 0.0,
+            **OPEN,
             "qa_batch_size": 1,
         }
     )
@@ -290,9 +299,7 @@ def test_rows_out_of_tokens_are_retried_then_counted_never_written_half(fixture_
     from dirac_docs_mcp.tools.qa_pairs import QASelection, generate_qa_pairs
 
     settings, _ = fixture_index
-    settings = settings.model_copy(
-        update={**SMALL, "qa_tokens_per_pair": 32, "qa_min_grounding": 0.0}
-    )
+    settings = settings.model_copy(update={**SMALL, "qa_tokens_per_pair": 32, **OPEN})
     out = tmp_path / "tight.jsonl"
     with Runtime(settings) as runtime:
         report = generate_qa_pairs(
