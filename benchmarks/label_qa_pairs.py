@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from dirac_docs_mcp.config import load_settings
@@ -47,9 +49,17 @@ def main() -> int:
     def progress(done: int, total: int, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    # SIGTERM stops after the batch in flight and still writes the report and the pool
+    cancel = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     with Runtime(settings) as runtime:
         report = generate_qa_pairs(
-            runtime, selection, output, batch_size=args.batch_size, on_progress=progress
+            runtime,
+            selection,
+            output,
+            batch_size=args.batch_size,
+            cancel=cancel,
+            on_progress=progress,
         )
         chunks = {c.id: c for c in select_chunks(runtime, selection)[0]}
     rows = [json.loads(line) for line in output.read_text().splitlines()]

@@ -314,3 +314,40 @@ def test_rows_out_of_tokens_are_retried_then_counted_never_written_half(fixture_
     assert len(rows) == counts.written
     for row in rows:
         QAPair.model_validate(row)
+
+
+def test_keep_rejected_records_every_verdict_and_the_judge(fixture_index, tmp_path):
+    """With qa_keep_rejected every valid pair is written with its gate scores, kind and
+    round-trip rank; kept is exactly the conjunction of the gates; a configured judge adds
+    its P(supported) to each grounded pair."""
+    from dirac_docs_mcp.runtime import Runtime
+    from dirac_docs_mcp.tools.qa_kinds import KINDS
+    from dirac_docs_mcp.tools.qa_pairs import QASelection, generate_qa_pairs
+
+    settings, _ = fixture_index
+    settings = settings.model_copy(
+        update={
+            **SMALL,
+            "qa_keep_rejected": True,
+            "qa_min_grounding": 0.0,
+            "qa_judge_model": "smollm2-135m",
+        }
+    )
+    out = tmp_path / "all.jsonl"
+    with Runtime(settings) as runtime:
+        report = generate_qa_pairs(runtime, QASelection(all_chunks=True, n_chunks=3), out)
+    rows = [QAPair.model_validate(r) for r in lines_of(out)]
+    assert len(rows) == report.counts.written == report.counts.valid - report.counts.duplicates
+    for pair in rows:
+        assert pair.kind in (*KINDS, "other") and pair.asked_kind in KINDS
+        assert pair.window_share is not None and pair.phrase_share is not None
+        assert pair.roundtrip_k == 5
+        assert pair.p_supported is not None and 0.0 <= pair.p_supported <= 1.0
+        gates = (
+            not pair.specifics_missing
+            and pair.window_share >= settings.qa_min_window_share
+            and pair.phrase_share >= settings.qa_min_phrase_share
+        )
+        assert pair.faithful == gates
+        assert pair.kept == (gates and pair.roundtrip_rank is not None)
+    assert report.counts.written == len(rows)

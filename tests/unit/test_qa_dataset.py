@@ -255,3 +255,15 @@ def test_unit_vectors_tolerate_zero_rows():
     from dirac_docs_mcp.tools.qa_export import _unit
 
     assert np.allclose(_unit([[0.0, 0.0], [3.0, 4.0]]), [[0, 0], [0.6, 0.8]])
+
+
+def test_an_example_value_called_the_default_is_a_missing_claim():
+    table = "Name | Example\nMaxFilesToProcess | 5000\nNoUnusedDelay | 6"
+    called_default = faithfulness(
+        "What is the default value of MaxFilesToProcess?", "MaxFilesToProcess is 5000.", table
+    )
+    assert called_default.missing == ["default"]
+    plain = faithfulness(
+        "Which value does the example give MaxFilesToProcess?", "MaxFilesToProcess is 5000.", table
+    )
+    assert plain.missing == []

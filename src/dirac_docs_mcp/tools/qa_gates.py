@@ -153,6 +153,10 @@ class Faithfulness:
         )
 
 
+# words that state a value's status; a pair may use one only where its chunk does
+STATUS_WORDS = ("default", "mandatory", "required", "deprecated", "obsolete")
+
+
 def faithfulness(question: str, answer: str, chunk_text: str, context: str = "") -> Faithfulness:
     """Score a pair against its chunk (``context``: the section breadcrumb and path, which
     belong to what the chunk says)."""
@@ -171,6 +175,12 @@ def faithfulness(question: str, answer: str, chunk_text: str, context: str = "")
     for term in specific_terms(question):
         if not term_in(term, passage.normalized) and term.text not in missing:
             missing.append(term.text)
+    # "the default is X" over a chunk that gives X as an example: a status word the chunk
+    # never uses is a claim it does not make
+    for word in STATUS_WORDS:
+        pattern = re.compile(rf"\b{word}", re.IGNORECASE)
+        if pattern.search(question + " " + answer) and not pattern.search(chunk_text + context):
+            missing.append(word)
     return Faithfulness(
         missing=missing,
         window_share=min(windows) if windows else 0.0,
