@@ -211,7 +211,8 @@ def cmd_qa_export(args: argparse.Namespace) -> int:
             result = export_review(pairs, out, runtime)
     counts = result.manifest["counts"]
     for name, n in result.files.items():
-        print(f"{result.kind}: {n} records -> {out / name}")
+        where = out if name == "." else out / name
+        print(f"{result.kind}: {n} records -> {where}")
     print(f"counts: {json.dumps(counts)}")
     eval_filter = result.manifest.get("eval_filter")
     if eval_filter:

@@ -168,7 +168,7 @@ def test_exports_load_with_their_readers(fixture_index, tmp_path):
 
     # review: a datasets folder with the Argilla columns, every pair, its passage
     ds = load_from_disk(str(tmp_path / "review"))
-    assert ds.num_rows == 4 == review.files["dataset"]
+    assert ds.num_rows == 4 == review.files["."]
     assert {"question", "answer", "passage", "link", "grounding", "label", "kept"} <= set(
         ds.column_names
     )

@@ -94,22 +94,28 @@ def _unit(vectors: Sequence[Sequence[float]]) -> np.ndarray:
     return array / np.where(norms > 0, norms, 1)
 
 
+def closest_holdout(
+    pairs: Sequence[QAPair], holdout: Sequence[str], embed
+) -> list[tuple[str, float]]:
+    """For each pair, its closest evaluation question and their cosine similarity
+    (``embed``: texts -> vectors, the index's dense encoder)."""
+    if not pairs or not holdout:
+        return [("", -1.0) for _ in pairs]
+    sims = _unit(embed([p.question for p in pairs])) @ _unit(embed(list(holdout))).T
+    best = np.argmax(sims, axis=1)
+    return [(holdout[int(j)], round(float(sims[i, j]), 4)) for i, j in enumerate(best)]
+
+
 def holdout_filter(
     pairs: Sequence[QAPair], holdout: Sequence[str], embed, threshold: float
 ) -> tuple[list[QAPair], list[tuple[QAPair, str, float]]]:
     """(pairs kept, (pair, closest evaluation question, cosine) for each dropped one):
     a generated question at or above ``threshold`` cosine of an evaluation question is
-    dropped. ``embed``: texts -> vectors (the index's dense encoder)."""
-    if not pairs or not holdout:
-        return list(pairs), []
-    q = _unit(embed([p.question for p in pairs]))
-    h = _unit(embed(list(holdout)))
-    sims = q @ h.T
+    dropped."""
     kept, dropped = [], []
-    for i, pair in enumerate(pairs):
-        j = int(np.argmax(sims[i]))
-        if float(sims[i, j]) >= threshold:
-            dropped.append((pair, holdout[j], round(float(sims[i, j]), 4)))
+    for pair, (question, cosine) in zip(pairs, closest_holdout(pairs, holdout, embed), strict=True):
+        if cosine >= threshold:
+            dropped.append((pair, question, cosine))
         else:
             kept.append(pair)
     return kept, dropped
@@ -192,9 +198,11 @@ def _holdout(
     if runtime is None:
         raise InvalidInputError("the evaluation-question filter needs the dense encoder")
     questions = load_holdout_questions(holdout_path)
-    kept, dropped = holdout_filter(
-        pairs, questions, runtime.encoders.dense.embed_documents, threshold
-    )
+    embed = runtime.encoders.dense.embed_documents
+    closest = closest_holdout(pairs, questions, embed)
+    kept = [p for p, (_, c) in zip(pairs, closest, strict=True) if c < threshold]
+    dropped = [(p, q, c) for p, (q, c) in zip(pairs, closest, strict=True) if c >= threshold]
+    nearest = sorted(zip(pairs, closest, strict=True), key=lambda x: -x[1][1])[:5]
     return kept, {
         "holdout": str(holdout_path),
         "holdout_questions": len(questions),
@@ -203,6 +211,10 @@ def _holdout(
         "dropped_examples": [
             {"question": p.question, "closest_eval_question": q, "cosine": s}
             for p, q, s in dropped[:20]
+        ],
+        "closest_pairs": [
+            {"question": p.question, "closest_eval_question": q, "cosine": c}
+            for p, (q, c) in nearest
         ],
     }
 
@@ -338,6 +350,7 @@ def export_raft(
     train, validation = split_by_source(pairs, validation_fraction, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     missing_oracle = 0
+    oracle_cut = 0
     negatives = 0
     written: dict[str, int] = {}
     for name, part in (("train.jsonl", train), ("validation.jsonl", validation)):
@@ -349,6 +362,12 @@ def export_raft(
                 continue
             ranked = retrieve(runtime, pair.question, distractors + 2, max_limit=50)
             others = [c for c in ranked if c.id != oracle.id][: distractors + 1]
+            # the serving prompt cuts a passage at answer_max_chars_per_passage: an oracle
+            # whose supporting text falls past the cut would teach citing what is not shown
+            shown = oracle.text[: settings.answer_max_chars_per_passage]
+            if faithfulness(pair.question, pair.answer, shown, oracle.section).missing:
+                oracle_cut += 1
+                continue
             negative = rng.random() < negative_share
             if negative:
                 negatives += 1
@@ -363,6 +382,7 @@ def export_raft(
         "excluded": dict(why),
         "near_eval_dropped": holdout.get("dropped", 0),
         "oracle_not_in_index": missing_oracle,
+        "oracle_support_past_the_prompt_cut": oracle_cut,
         "records": sum(written.values()),
         "negatives": negatives,
         **written,
@@ -494,7 +514,7 @@ def export_review(pairs_path: Path, out_dir: Path, runtime: Runtime | None) -> E
     }
     manifest = build_manifest("review", pairs_path, pairs, runtime, counts)
     _write_manifest(out_dir, manifest)
-    return ExportResult("review", out_dir, {"dataset": len(rows)}, manifest)
+    return ExportResult("review", out_dir, {".": len(rows)}, manifest)
 
 
 # --------------------------------------------------------------------------------------

@@ -260,6 +260,7 @@ def generate_qa_pairs(
         "min_p_supported": settings.qa_min_p_supported,
         "roundtrip_k": settings.qa_roundtrip_k,
         "roundtrip_drop": settings.qa_roundtrip_drop,
+        "keep_rejected": settings.qa_keep_rejected,
         "kinds": "per chunk (qa_kinds.choose_kinds)",
         "selection": asdict(selection),
     }
