@@ -36,6 +36,7 @@ from .qa_gates import (
 )
 from .qa_kinds import KIND_INSTRUCTIONS, choose_kinds, question_kind, vague_question
 from .search import normalize_source_prefix, require_index, retrieve
+from .support import echoes
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -270,6 +271,7 @@ def generate_qa_pairs(
         counts.chunks_skipped_done = len(chunks) - len(todo)
         dense = runtime.encoders.dense if todo else None
         deduper = QuestionDeduper(settings.qa_max_question_similarity)
+        written_ids = {p.id for p in pair_file.pairs}
         if dense is not None and pair_file.pairs:
             questions = [p.question for p in pair_file.pairs]
             for question, vector in zip(questions, dense.embed_documents(questions), strict=True):
@@ -338,7 +340,9 @@ def generate_qa_pairs(
                     if problem is not None:
                         rejections[problem] += 1
                         continue
-                    if about_prompt(question, answer):
+                    if about_prompt(question, answer) or echoes(
+                        question, " ".join(KIND_INSTRUCTIONS.values())
+                    ):
                         counts.about_prompt += 1
                         continue
                     if vague_question(question):
@@ -392,6 +396,9 @@ def generate_qa_pairs(
             fresh: list[QAPair] = []
             k = settings.qa_roundtrip_k
             for (chunk, pair), vector in zip(candidates, vectors, strict=True):
+                if pair.id in written_ids or pair.id in {p.id for p in fresh}:
+                    counts.duplicates += 1  # the same question on the same chunk again
+                    continue
                 if pair.kept:
                     # only pairs passing the gates so far take part in de-duplication, so a
                     # keep-rejected run keeps the same pairs as a normal one
@@ -410,6 +417,7 @@ def generate_qa_pairs(
                 fresh.append(pair)
             pair_file.append_batch(fresh, [c.id for c in batch])
             counts.written += len(fresh)
+            written_ids.update(p.id for p in fresh)
             for pair in fresh:
                 if pair.kept:
                     counts.kinds[pair.kind or "other"] = (
