@@ -167,6 +167,8 @@ def main() -> int:
     rows = load_rows(args.pairs)
     label_rows = [json.loads(x) for x in Path(args.labels).read_text().splitlines() if x.strip()]
     labels = {x["id"]: bool(x["label"]) for x in label_rows if "id" in x}
+    # pairs read while the gate's rules (not its thresholds) were designed
+    design = {x["id"] for x in label_rows if x.get("seen_in_gate_design")}
     score(rows, chunk_texts(rows))
     labelled = [r for r in rows if r["id"] in labels]
     ids = sorted(r["id"] for r in labelled)
@@ -191,6 +193,8 @@ def main() -> int:
             str(n): {"calibration": pr(cal, labels, n), "held_out": pr(test, labels, n)}
             for n in neighbours(chosen)
         }
+        unseen = [r for r in test if r["id"] not in design]
+        result["held_out_not_seen_in_gate_design"] = pr(unseen, labels, chosen) if unseen else None
         result["no_gate_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.0))
         result["old_grounding_0.7_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.7))
         result["specifics_only_held_out"] = pr(test, labels, (0, 0.0, 0.0, 0.0))

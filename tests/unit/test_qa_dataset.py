@@ -267,3 +267,16 @@ def test_an_example_value_called_the_default_is_a_missing_claim():
         "Which value does the example give MaxFilesToProcess?", "MaxFilesToProcess is 5000.", table
     )
     assert plain.missing == []
+
+
+def test_default_must_be_said_next_to_the_supporting_line():
+    cfg = (
+        "# The name of the installation Setup.\nSetup = mySetup\n# other lines\n# more\n"
+        "# Takes a boolean value. By default false.\n#EnableAutoMerge = false"
+    )
+    far = faithfulness("What is the default value of the Setup option?", "Setup = mySetup", cfg)
+    assert far.missing == ["default"]
+    near = faithfulness(
+        "What is the default value of EnableAutoMerge?", "EnableAutoMerge is false by default.", cfg
+    )
+    assert near.missing == []

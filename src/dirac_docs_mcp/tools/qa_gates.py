@@ -176,10 +176,11 @@ def faithfulness(question: str, answer: str, chunk_text: str, context: str = "")
         if not term_in(term, passage.normalized) and term.text not in missing:
             missing.append(term.text)
     # "the default is X" over a chunk that gives X as an example: a status word the chunk
-    # never uses is a claim it does not make
+    # does not use next to the sentences that support the answer is a claim it does not make
+    near = _near_evidence(passage, evidence)
     for word in STATUS_WORDS:
         pattern = re.compile(rf"\b{word}", re.IGNORECASE)
-        if pattern.search(question + " " + answer) and not pattern.search(chunk_text + context):
+        if pattern.search(question + " " + answer) and not pattern.search(near):
             missing.append(word)
     return Faithfulness(
         missing=missing,
@@ -187,6 +188,18 @@ def faithfulness(question: str, answer: str, chunk_text: str, context: str = "")
         phrase_share=phrase_share(answer, passage, context=context),
         evidence=evidence,
     )
+
+
+def _near_evidence(passage: Passage, evidence: list[str]) -> str:
+    """The supporting sentences and the sentence on each side of them (an option's
+    description is often the comment line above it or the table cell beside it)."""
+    wanted = set(evidence)
+    keep: set[int] = set()
+    for i, sentence in enumerate(passage.sentences):
+        if sentence in wanted:
+            keep |= {i - 1, i, i + 1}
+    n = len(passage.sentences)
+    return "\n".join(passage.sentences[i] for i in sorted(keep) if 0 <= i < n)
 
 
 def support_messages(question: str, answer: str, chunk_text: str) -> list[dict]:
