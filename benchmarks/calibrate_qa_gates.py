@@ -58,6 +58,7 @@ def score(rows: list[dict], texts: dict) -> None:
         text, context = texts[r["chunk_id"]]
         f = faithfulness(r["question"], r["answer"], text, context)
         r["_missing"], r["_window"], r["_phrase"] = len(f.missing), f.window_share, f.phrase_share
+        r["_missing_list"] = f.missing
 
 
 def passes(r: dict, t: tuple) -> bool:
@@ -162,6 +163,11 @@ def main() -> int:
     parser.add_argument("--target-precision", type=float, default=0.9)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--write-rescored",
+        default=None,
+        help="write every pair again with faithful/kept recomputed at the chosen thresholds",
+    )
     args = parser.parse_args()
 
     rows = load_rows(args.pairs)
@@ -199,6 +205,26 @@ def main() -> int:
         result["old_grounding_0.7_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.7))
         result["specifics_only_held_out"] = pr(test, labels, (0, 0.0, 0.0, 0.0))
         result["models"] = model_table(rows, labels, chosen, args.k)
+    if args.write_rescored and chosen is not None:
+        with open(args.write_rescored, "w", encoding="utf-8") as handle:
+            for r in rows:
+                faithful = passes(r, (chosen[0], chosen[1], chosen[2], 0.0))
+                roundtrip = r.get("roundtrip_rank") is not None
+                r["faithful"] = faithful
+                r["specifics_missing"] = r["_missing_list"]
+                r["window_share"] = round(r["_window"], 3)
+                r["phrase_share"] = round(r["_phrase"], 3)
+                r["kept"] = faithful and roundtrip and r["grounding"] >= chosen[3]
+                r["settings"] = {
+                    **r.get("settings", {}),
+                    "max_missing_specifics": chosen[0],
+                    "min_window_share": chosen[1],
+                    "min_phrase_share": chosen[2],
+                    "min_grounding": chosen[3],
+                    "rescored_by": "benchmarks/calibrate_qa_gates.py",
+                }
+                clean = {k: v for k, v in r.items() if not k.startswith("_")}
+                handle.write(json.dumps(clean, ensure_ascii=False) + "\n")
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
