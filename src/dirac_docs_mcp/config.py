@@ -211,14 +211,15 @@ class Settings(BaseSettings):
         "chunk (calibrated on benchmarks/data/qa_labels.jsonl)",
     )
     qa_min_window_share: float = Field(
-        default=0.6,
+        default=1.0,
         ge=0,
         le=1,
         description="faithfulness gate: every answer sentence needs this share of its content "
-        "words together in a few consecutive chunk sentences (the answer_question checker)",
+        "words together in a few consecutive chunk sentences (the answer_question checker; "
+        "chosen on 36 labelled pairs, benchmarks/results/qa14_calibration.json)",
     )
     qa_min_phrase_share: float = Field(
-        default=0.0,
+        default=0.6,
         ge=0,
         le=1,
         description="faithfulness gate: share of the answer's content-word bigrams that occur "

@@ -29,6 +29,7 @@ OPEN = {
     "qa_min_grounding": 0.0,
     "qa_max_missing_specifics": 20,
     "qa_min_window_share": 0.0,
+    "qa_min_phrase_share": 0.0,
     "qa_roundtrip_drop": False,
 }
 
@@ -109,6 +110,7 @@ def test_cli_killed_mid_run_resumes_without_duplicates(fixture_index, tmp_path):
         "DIRAC_MCP_QA_MIN_GROUNDING": "0",  # keep every parsed pair, so lines appear early
         "DIRAC_MCP_QA_MAX_MISSING_SPECIFICS": "20",
         "DIRAC_MCP_QA_MIN_WINDOW_SHARE": "0",
+        "DIRAC_MCP_QA_MIN_PHRASE_SHARE": "0",
         "DIRAC_MCP_QA_ROUNDTRIP_DROP": "false",
     }
     command = [
