@@ -383,13 +383,67 @@ def cmd_qa_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_qa_export(args: argparse.Namespace) -> int:
-    from .tools.qa_files import export_chat
+    """chat (SFT), raft (retrieval-augmented fine-tuning) or review (Argilla) export, each
+    with a manifest.json; training exports drop questions near the evaluation set's."""
+    from .runtime import Runtime
+    from .tools.qa_export import export_chat_split, export_raft, export_review
 
-    report = export_chat(Path(args.pairs), Path(args.out), args.validation, args.seed)
+    settings = _settings(args)
+    holdout = Path(args.exclude_questions) if args.exclude_questions else None
+    holdout = holdout or settings.qa_holdout_questions
+    threshold = (
+        args.max_eval_similarity
+        if args.max_eval_similarity is not None
+        else settings.qa_max_holdout_similarity
+    )
+    pairs, out = Path(args.pairs), Path(args.out)
+    with Runtime(settings) as runtime:
+        if args.format == "chat":
+            result = export_chat_split(
+                pairs, out, runtime, holdout, threshold, args.validation, args.seed
+            )
+        elif args.format == "raft":
+            result = export_raft(
+                pairs,
+                out,
+                runtime,
+                holdout,
+                threshold,
+                distractors=args.distractors,
+                negative_share=args.negative_share,
+                validation_fraction=args.validation,
+                seed=args.seed,
+            )
+        else:
+            result = export_review(pairs, out, runtime)
+    counts = result.manifest["counts"]
+    for name, n in result.files.items():
+        where = out if name == "." else out / name
+        print(f"{result.kind}: {n} records -> {where}")
+    print(f"counts: {json.dumps(counts)}")
+    eval_filter = result.manifest.get("eval_filter")
+    if eval_filter:
+        if eval_filter.get("holdout"):
+            print(
+                f"eval filter: {eval_filter['dropped']} questions within cosine "
+                f"{eval_filter['threshold_cosine']} of the {eval_filter['holdout_questions']} "
+                f"questions of {eval_filter['holdout']} dropped"
+            )
+        else:
+            print("eval filter: none (give --exclude-questions or set qa_holdout_questions)")
+    print(f"manifest: {out / 'manifest.json'}")
+    return 0
+
+
+def cmd_qa_import_review(args: argparse.Namespace) -> int:
+    from .tools.qa_export import import_review
+
+    output = Path(args.output or args.pairs)
+    counts = import_review(Path(args.pairs), Path(args.file), output, args.drop_unreviewed)
     print(
-        f"train: {report.train_pairs} pairs from {report.train_sources} documents -> "
-        f"{report.train}\nvalidation: {report.validation_pairs} pairs from "
-        f"{report.validation_sources} documents -> {report.validation}"
+        f"{counts.get('faithful', 0)} faithful, {counts.get('not_faithful', 0)} not faithful, "
+        f"{counts.get('unreviewed', 0)} unreviewed, {counts.get('unknown_ids', 0)} labels for "
+        f"unknown ids; {counts.get('kept', 0)} pairs will train -> {output}"
     )
     return 0
 
@@ -649,12 +703,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the structured report")
     p.set_defaults(func=cmd_qa_generate)
 
-    p = qa.add_parser("export", help="chat-format train/validation JSONL, split by document")
+    p = qa.add_parser(
+        "export",
+        parents=[common],
+        help="chat / raft train+validation JSONL split by document, or a review dataset "
+        "for Argilla; a manifest.json beside each",
+    )
     p.add_argument("pairs", help="a pairs JSONL written by 'qa generate'")
-    p.add_argument("-o", "--out", required=True, help="folder for train.jsonl, validation.jsonl")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--format", choices=("chat", "raft", "review"), default="chat")
     p.add_argument("--validation", type=float, default=0.1, help="share for validation (0.1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--exclude-questions",
+        help="JSONL of evaluation questions (e.g. ../shared/eval/dev.jsonl): near-duplicate "
+        "generated questions are left out of training exports (default: qa_holdout_questions)",
+    )
+    p.add_argument(
+        "--max-eval-similarity", type=float, default=None, help="cosine threshold (0.85)"
+    )
+    p.add_argument("--distractors", type=int, default=None, help="raft: distractor passages (3)")
+    p.add_argument(
+        "--negative-share", type=float, default=None, help="raft: share without the oracle (0.2)"
+    )
     p.set_defaults(func=cmd_qa_export)
+
+    p = qa.add_parser(
+        "import-review",
+        help="read reviewed labels (JSONL or CSV of id,label) back into a pairs file; pairs "
+        "labelled not_faithful leave the training exports",
+    )
+    p.add_argument("file", help='labels: JSONL {"id", "label"} or CSV with id,label columns')
+    p.add_argument("--pairs", required=True, help="the pairs JSONL the review was made from")
+    p.add_argument("-o", "--output", help="reviewed pairs JSONL (default: rewrite --pairs)")
+    p.add_argument(
+        "--drop-unreviewed", action="store_true", help="pairs nobody labelled leave training too"
+    )
+    p.set_defaults(func=cmd_qa_import_review)
 
     models = sub.add_parser("models", help="optional models").add_subparsers(
         dest="models_command", required=True

@@ -224,6 +224,77 @@ class Settings(BaseSettings):
         le=1,
         description="a question this close to an earlier one is a duplicate",
     )
+    qa_max_missing_specifics: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="faithfulness gate: how many of the pair's specific terms (numbers, option "
+        "and component names, commands, flags, paths, quoted values) may be absent from its "
+        "chunk (calibrated on benchmarks/data/qa_labels.jsonl)",
+    )
+    qa_min_window_share: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="faithfulness gate: every answer sentence needs this share of its content "
+        "words together in a few consecutive chunk sentences (the answer_question checker; "
+        "chosen on 36 labelled pairs, benchmarks/results/qa14_calibration.json)",
+    )
+    qa_min_phrase_share: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="faithfulness gate: share of the answer's content-word bigrams that occur "
+        "as bigrams in the chunk",
+    )
+    qa_judge_model: str | None = Field(
+        default=None,
+        description="faithfulness gate: a generator whose yes-probability that the chunk "
+        "supports the answer is recorded as p_supported (off by default: costs one forward "
+        "pass per pair)",
+    )
+    qa_min_p_supported: float = Field(
+        default=0.0, ge=0, le=1, description="drop pairs the judge scores below this"
+    )
+    qa_roundtrip_k: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="round-trip filter: the pair's question, searched with the project's "
+        "retrieval, must return its source chunk in this many results",
+    )
+    qa_roundtrip_drop: bool = Field(
+        default=True,
+        description="drop pairs failing the round trip (the rank is recorded either way, "
+        "so a retriever can later be trained on the misses kept with this off)",
+    )
+    qa_keep_rejected: bool = Field(
+        default=False,
+        description="write every valid pair with its gate verdicts (kept=false for those a "
+        "gate rejects) instead of dropping them: for labelling and calibration",
+    )
+    qa_holdout_questions: Path | None = Field(
+        default=None,
+        description="a JSONL of evaluation questions (e.g. ../shared/eval/dev.jsonl): exports "
+        "drop generated questions whose embedding is this close to one of them",
+    )
+    qa_max_holdout_similarity: float = Field(
+        default=0.85,
+        ge=0,
+        le=1,
+        description="cosine at or above which a generated question counts as a near-duplicate "
+        "of a held-out evaluation question",
+    )
+    qa_raft_distractors: int = Field(
+        default=3, ge=0, le=19, description="RAFT export: distractor passages per record"
+    )
+    qa_raft_negative_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=0.9,
+        description="RAFT export: share of records whose oracle passage is left out and whose "
+        "target is the answer tool's abstention",
+    )
 
     # --- server --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -198,6 +198,33 @@ class QAPair(BaseModel):
     model: str
     settings: dict[str, Any] = Field(default_factory=dict)
     created: str = Field(description="UTC timestamp, ISO 8601")
+    # issue 14: faithfulness, round trip, kinds (optional, so older files still load)
+    kind: str | None = Field(
+        default=None, description="howto/config/command/troubleshooting/concept/other"
+    )
+    asked_kind: str | None = Field(default=None, description="the kind the prompt asked for")
+    specifics_missing: list[str] = Field(
+        default_factory=list, description="the pair's specific terms absent from its chunk"
+    )
+    window_share: float | None = Field(
+        default=None, description="lowest answer-sentence content-word share in a chunk window"
+    )
+    phrase_share: float | None = Field(
+        default=None, description="share of the answer's content-word bigrams in the chunk"
+    )
+    p_supported: float | None = Field(default=None, description="judge P(chunk supports answer)")
+    faithful: bool | None = Field(default=None, description="the faithfulness gate's verdict")
+    roundtrip_rank: int | None = Field(
+        default=None,
+        description="rank of the source chunk when searching the question (None: not in top k)",
+    )
+    roundtrip_k: int | None = Field(default=None, description="how many results were searched")
+    kept: bool = Field(
+        default=True, description="passed every gate (False only with qa_keep_rejected)"
+    )
+    review: str | None = Field(
+        default=None, description="a reviewer's label, from qa import-review"
+    )
 
 
 class QACounts(BaseModel):
@@ -208,7 +235,13 @@ class QACounts(BaseModel):
     generated: int = Field(default=0, description="pairs the model produced")
     valid: int = Field(default=0, description="pairs passing the schema gate")
     grounded: int = Field(default=0, description="valid pairs whose answer the chunk supports")
-    duplicates: int = Field(default=0, description="grounded pairs dropped as near-duplicates")
+    faithful: int = Field(default=0, description="grounded pairs passing the faithfulness gate")
+    duplicates: int = Field(default=0, description="faithful pairs dropped as near-duplicates")
+    roundtrip: int = Field(
+        default=0, description="non-duplicate pairs whose question retrieves its chunk in top k"
+    )
+    vague: int = Field(default=0, description="questions not self-contained ('it', 'this agent')")
+    kinds: dict[str, int] = Field(default_factory=dict, description="written pairs by kind")
     about_prompt: int = Field(default=0, description="pairs about the prompt/passage itself")
     retried: int = Field(
         default=0, description="chunks whose output did not close and were generated again"

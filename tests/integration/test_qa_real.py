@@ -23,6 +23,15 @@ from ..conftest import FIXTURE_FILES
 pytestmark = [pytest.mark.slow]
 
 SMALL = {"generator_model": "smollm2-135m", "qa_min_chunk_words": 10}
+# every gate open (a 135M model invents most answers; the gates are tested on their own in
+# test_qa_dataset / test_qa_gates), so that lines get written
+OPEN = {
+    "qa_min_grounding": 0.0,
+    "qa_max_missing_specifics": 20,
+    "qa_min_window_share": 0.0,
+    "qa_min_phrase_share": 0.0,
+    "qa_roundtrip_drop": False,
+}
 
 
 def lines_of(path: Path) -> list[dict]:
@@ -37,9 +46,7 @@ async def test_tool_writes_only_parsed_grounded_pairs(fixture_index, tmp_path, a
     settings, _ = fixture_index
     # SmolLM2-135M mostly invents its answers (0 of 12 pass the default 0.7 grounding: the
     # gate at work, unit-tested in test_qa_gates); the gate is off here so lines get written
-    settings = settings.model_copy(
-        update={**SMALL, "qa_output_dir": tmp_path / "qa", "qa_min_grounding": 0.0}
-    )
+    settings = settings.model_copy(update={**SMALL, "qa_output_dir": tmp_path / "qa", **OPEN})
     progress: list[tuple[float, float | None]] = []
 
     async def on_progress(done, total, message):
@@ -101,6 +108,10 @@ def test_cli_killed_mid_run_resumes_without_duplicates(fixture_index, tmp_path):
         "DIRAC_MCP_GENERATOR_MODEL": "smollm2-135m",
         "DIRAC_MCP_QA_MIN_CHUNK_WORDS": "10",
         "DIRAC_MCP_QA_MIN_GROUNDING": "0",  # keep every parsed pair, so lines appear early
+        "DIRAC_MCP_QA_MAX_MISSING_SPECIFICS": "20",
+        "DIRAC_MCP_QA_MIN_WINDOW_SHARE": "0",
+        "DIRAC_MCP_QA_MIN_PHRASE_SHARE": "0",
+        "DIRAC_MCP_QA_ROUNDTRIP_DROP": "false",
     }
     command = [
         sys.executable,
@@ -161,7 +172,7 @@ def test_cancel_keeps_the_batches_already_written(fixture_index, tmp_path):
         update={
             "qa_generator_model": "smollm2-135m",
             "qa_min_chunk_words": 10,
-            "qa_min_grounding": 0.0,
+            **OPEN,
         }
     )
     out = tmp_path / "pairs.jsonl"
@@ -236,7 +247,7 @@ async def test_mcp_cancellation_keeps_the_written_batches(fixture_index, tmp_pat
         update={
             **SMALL,
             "qa_output_dir": tmp_path / "qa",
-            "qa_min_grounding": 0.0,
+            **OPEN,
             "qa_batch_size": 1,
         }
     )
@@ -290,9 +301,7 @@ def test_rows_out_of_tokens_are_retried_then_counted_never_written_half(fixture_
     from dirac_docs_mcp.tools.qa_pairs import QASelection, generate_qa_pairs
 
     settings, _ = fixture_index
-    settings = settings.model_copy(
-        update={**SMALL, "qa_tokens_per_pair": 32, "qa_min_grounding": 0.0}
-    )
+    settings = settings.model_copy(update={**SMALL, "qa_tokens_per_pair": 32, **OPEN})
     out = tmp_path / "tight.jsonl"
     with Runtime(settings) as runtime:
         report = generate_qa_pairs(
@@ -307,3 +316,40 @@ def test_rows_out_of_tokens_are_retried_then_counted_never_written_half(fixture_
     assert len(rows) == counts.written
     for row in rows:
         QAPair.model_validate(row)
+
+
+def test_keep_rejected_records_every_verdict_and_the_judge(fixture_index, tmp_path):
+    """With qa_keep_rejected every valid pair is written with its gate scores, kind and
+    round-trip rank; kept is exactly the conjunction of the gates; a configured judge adds
+    its P(supported) to each grounded pair."""
+    from dirac_docs_mcp.runtime import Runtime
+    from dirac_docs_mcp.tools.qa_kinds import KINDS
+    from dirac_docs_mcp.tools.qa_pairs import QASelection, generate_qa_pairs
+
+    settings, _ = fixture_index
+    settings = settings.model_copy(
+        update={
+            **SMALL,
+            "qa_keep_rejected": True,
+            "qa_min_grounding": 0.0,
+            "qa_judge_model": "smollm2-135m",
+        }
+    )
+    out = tmp_path / "all.jsonl"
+    with Runtime(settings) as runtime:
+        report = generate_qa_pairs(runtime, QASelection(all_chunks=True, n_chunks=3), out)
+    rows = [QAPair.model_validate(r) for r in lines_of(out)]
+    assert len(rows) == report.counts.written == report.counts.valid - report.counts.duplicates
+    for pair in rows:
+        assert pair.kind in (*KINDS, "other") and pair.asked_kind in KINDS
+        assert pair.window_share is not None and pair.phrase_share is not None
+        assert pair.roundtrip_k == 5
+        assert pair.p_supported is not None and 0.0 <= pair.p_supported <= 1.0
+        gates = (
+            not pair.specifics_missing
+            and pair.window_share >= settings.qa_min_window_share
+            and pair.phrase_share >= settings.qa_min_phrase_share
+        )
+        assert pair.faithful == gates
+        assert pair.kept == (gates and pair.roundtrip_rank is not None)
+    assert report.counts.written == len(rows)

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .support import claim_words, content_words, says_unknown
+from .support import (
+    Passage,
+    claim_words,
+    content_words,
+    phrase_share,
+    says_unknown,
+    specific_terms,
+    split_sentences,
+    support,
+    term_in,
+)
 
 QUESTION_MIN_CHARS = 12
 QUESTION_MAX_CHARS = 200  # also the maxLength of the schema the model is held to
@@ -116,3 +127,89 @@ class QuestionDeduper:
         if vector is not None:
             unit = self._unit(vector)[None, :]
             self._matrix = unit if not self._matrix.size else np.vstack([self._matrix, unit])
+
+
+@dataclass
+class Faithfulness:
+    """How the chunk supports a pair, from :mod:`.support` (the checker answer_question uses).
+
+    ``missing``: the answer's specific terms (numbers, option/component names, commands,
+    flags, paths, quoted values) and the question's, that the chunk does not contain;
+    ``window_share``: the lowest, over the answer's sentences, of the share of its content
+    words found together in a few consecutive chunk sentences; ``phrase_share``: the share
+    of the answer's content-word bigrams found as bigrams in the chunk; ``evidence``: the
+    verbatim chunk sentences that support the answer."""
+
+    missing: list[str]
+    window_share: float
+    phrase_share: float
+    evidence: list[str] = field(default_factory=list)
+
+    def passes(self, max_missing: int, min_window_share: float, min_phrase_share: float) -> bool:
+        return (
+            len(self.missing) <= max_missing
+            and self.window_share >= min_window_share
+            and self.phrase_share >= min_phrase_share
+        )
+
+
+# words that state a value's status; a pair may use one only where its chunk does
+STATUS_WORDS = ("default", "mandatory", "required", "deprecated", "obsolete")
+
+
+def faithfulness(question: str, answer: str, chunk_text: str, context: str = "") -> Faithfulness:
+    """Score a pair against its chunk (``context``: the section breadcrumb and path, which
+    belong to what the chunk says)."""
+    passage = Passage(chunk_text, context)
+    missing: list[str] = []
+    windows: list[float] = []
+    evidence: list[str] = []
+    for sentence in split_sentences(answer) or [answer]:
+        result = support(sentence, passage)
+        if not claim_words(sentence):
+            continue
+        windows.append(result.window_share)
+        missing += [m for m in result.missing if m not in missing]
+        evidence += [e for e in result.evidence if e not in evidence]
+    # what the question presupposes ("the 'CommandXYZ' command") must be there too
+    for term in specific_terms(question):
+        if not term_in(term, passage.normalized) and term.text not in missing:
+            missing.append(term.text)
+    # "the default is X" over a chunk that gives X as an example: a status word the chunk
+    # does not use next to the sentences that support the answer is a claim it does not make
+    near = _near_evidence(passage, evidence)
+    for word in STATUS_WORDS:
+        pattern = re.compile(rf"\b{word}", re.IGNORECASE)
+        if pattern.search(question + " " + answer) and not pattern.search(near):
+            missing.append(word)
+    return Faithfulness(
+        missing=missing,
+        window_share=min(windows) if windows else 0.0,
+        phrase_share=phrase_share(answer, passage, context=context),
+        evidence=evidence,
+    )
+
+
+def _near_evidence(passage: Passage, evidence: list[str]) -> str:
+    """The supporting sentences and the sentence on each side of them (an option's
+    description is often the comment line above it or the table cell beside it)."""
+    wanted = set(evidence)
+    keep: set[int] = set()
+    for i, sentence in enumerate(passage.sentences):
+        if sentence in wanted:
+            keep |= {i - 1, i, i + 1}
+    n = len(passage.sentences)
+    return "\n".join(passage.sentences[i] for i in sorted(keep) if 0 <= i < n)
+
+
+def support_messages(question: str, answer: str, chunk_text: str) -> list[dict]:
+    """The judge's prompt: does the passage support this answer? Its yes-probability is
+    ``p_supported`` (when ``qa_judge_model`` is set)."""
+    return [
+        {"role": "system", "content": "You check whether a passage supports an answer."},
+        {
+            "role": "user",
+            "content": f"Passage:\n{chunk_text}\n\nQuestion: {question}\nAnswer: {answer}\n\n"
+            "Does the passage state everything this answer says? Answer yes or no.",
+        },
+    ]

@@ -32,10 +32,14 @@ from .qa_gates import (
     QUESTION_MAX_CHARS,
     QuestionDeduper,
     about_prompt,
+    faithfulness,
     grounding_score,
     schema_problem,
+    support_messages,
 )
+from .qa_kinds import KIND_INSTRUCTIONS, choose_kinds, question_kind, vague_question
 from .search import normalize_source_prefix, require_index, retrieve
+from .support import echoes
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -161,21 +165,44 @@ def qa_schema(pairs: int) -> dict:
 RETRY_MAX_CHARS = 1200
 
 
-def qa_messages(chunk: StoredChunk, pairs: int, max_chars: int = 2400) -> list[dict]:
+def qa_messages(
+    chunk: StoredChunk, pairs: int, max_chars: int = 2400, kinds: list[str] | None = None
+) -> list[dict]:
+    """The generation prompt. ``kinds`` (one per pair, :func:`qa_kinds.choose_kinds`) says
+    what each question must be; without it the model chooses."""
     text = chunk.text if len(chunk.text) <= max_chars else chunk.text[:max_chars] + "…"
     where = chunk.source + (f", page {chunk.page}" if chunk.page else "")
     plural = "questions" if pairs > 1 else "question"
+    if kinds:
+        asks = " ".join(f"Question {i}: {KIND_INSTRUCTIONS[k]}." for i, k in enumerate(kinds, 1))
+        what = f"Write {pairs} {plural} that a DIRAC user or administrator could ask and that "
+        what += f"this passage answers, each with its answer. {asks} "
+    else:
+        what = (
+            f"Write {pairs} different {plural} that a DIRAC user or administrator could ask "
+            "and that this passage answers, each with its answer. Ask about facts the passage "
+            "states (what a component, command or option does, a default value, a step, a "
+            "requirement). "
+        )
     user = (
         f"Passage from {where}, section {chunk.section!r}:\n\n{text}\n\n"
-        f"Write {pairs} different {plural} that a DIRAC user or administrator could ask and "
-        "that this passage answers, each with its answer. Ask about facts the passage states "
-        "(what a component, command or option does, a default value, a step, a requirement), "
-        "never about anything it does not state. A question names what it is about so that "
-        "it makes sense without the passage, and ends with a question mark. An answer is one "
-        "or two sentences that reuse the passage's own words; add nothing the passage does "
-        "not say. Never ask about the passage itself."
+        + what
+        + "Never ask about anything the passage does not state. A question names what it is "
+        "about (never 'it', 'this agent' or 'the passage') so that it makes sense without the "
+        "passage, and ends with a question mark. An answer is one or two sentences that reuse "
+        "the passage's own words and its exact names, values and commands; add nothing the "
+        "passage does not say. Never ask about the passage itself."
     )
     return [{"role": "system", "content": QA_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def roundtrip_rank(runtime: Runtime, question: str, chunk_id: str, k: int) -> int | None:
+    """The 1-based rank of ``chunk_id`` when ``question`` is searched with the project's
+    retrieval (top ``k``), or None when it is not among them."""
+    for rank, found in enumerate(retrieve(runtime, question, k, max_limit=max(k, 50)), 1):
+        if found.id == chunk_id:
+            return rank
+    return None
 
 
 def _now() -> str:
@@ -219,6 +246,15 @@ def generate_qa_pairs(
         "batch_size": batch_size,
         "min_grounding": settings.qa_min_grounding,
         "max_question_similarity": settings.qa_max_question_similarity,
+        "max_missing_specifics": settings.qa_max_missing_specifics,
+        "min_window_share": settings.qa_min_window_share,
+        "min_phrase_share": settings.qa_min_phrase_share,
+        "judge_model": settings.qa_judge_model,
+        "min_p_supported": settings.qa_min_p_supported,
+        "roundtrip_k": settings.qa_roundtrip_k,
+        "roundtrip_drop": settings.qa_roundtrip_drop,
+        "keep_rejected": settings.qa_keep_rejected,
+        "kinds": "per chunk (qa_kinds.choose_kinds)",
         "selection": asdict(selection),
     }
 
@@ -227,11 +263,15 @@ def generate_qa_pairs(
         counts.chunks_skipped_done = len(chunks) - len(todo)
         dense = runtime.encoders.dense if todo else None
         deduper = QuestionDeduper(settings.qa_max_question_similarity)
+        written_ids = {p.id for p in pair_file.pairs}
         if dense is not None and pair_file.pairs:
             questions = [p.question for p in pair_file.pairs]
             for question, vector in zip(questions, dense.embed_documents(questions), strict=True):
                 deduper.add(question, vector)
         generator = runtime.generator(settings.qa_generator_model) if todo else None
+        judge = None
+        if todo and settings.qa_judge_model:
+            judge = runtime.generator(settings.qa_judge_model)
         schema = qa_schema(pairs_per_chunk)
         if on_progress is not None:
             on_progress(0, len(todo), f"{len(todo)} chunks to do")
@@ -241,8 +281,12 @@ def generate_qa_pairs(
                 break
             batch = todo[first : first + batch_size]
             assert generator is not None and dense is not None
+            kinds = [choose_kinds(c.text, pairs_per_chunk) for c in batch]
             results = generator.generate_batch(
-                [qa_messages(c, pairs_per_chunk) for c in batch],
+                [
+                    qa_messages(c, pairs_per_chunk, kinds=k)
+                    for c, k in zip(batch, kinds, strict=True)
+                ],
                 max_new_tokens=max_new_tokens,
                 json_schema=schema,
                 timeout_s=settings.generator_timeout_s * len(batch),
@@ -259,7 +303,10 @@ def generate_qa_pairs(
             if failed_rows:
                 counts.retried += len(failed_rows)
                 again = generator.generate_batch(
-                    [qa_messages(batch[i], pairs_per_chunk, RETRY_MAX_CHARS) for i in failed_rows],
+                    [
+                        qa_messages(batch[i], pairs_per_chunk, RETRY_MAX_CHARS, kinds[i])
+                        for i in failed_rows
+                    ],
                     max_new_tokens=max_new_tokens * 3 // 2,
                     json_schema=schema,
                     timeout_s=settings.generator_timeout_s * len(failed_rows),
@@ -270,14 +317,14 @@ def generate_qa_pairs(
                     break
                 for i, result in zip(failed_rows, again, strict=True):
                     results[i] = result
-            candidates: list[tuple[StoredChunk, str, str, float]] = []
-            for chunk, result in zip(batch, results, strict=True):
+            candidates: list[tuple[StoredChunk, QAPair]] = []
+            for chunk, result, asked_kinds in zip(batch, results, kinds, strict=True):
                 counts.chunks_processed += 1
                 counts.repaired += int(result.repairs > 0)
                 if result.error or not isinstance(result.data, list):
                     counts.failed += 1
                     continue
-                for item in result.data:
+                for index, item in enumerate(result.data):
                     counts.generated += 1
                     question = " ".join(str((item or {}).get("question", "")).split())
                     answer = " ".join(str((item or {}).get("answer", "")).split())
@@ -285,24 +332,35 @@ def generate_qa_pairs(
                     if problem is not None:
                         rejections[problem] += 1
                         continue
-                    if about_prompt(question, answer):
+                    if about_prompt(question, answer) or echoes(
+                        question, " ".join(KIND_INSTRUCTIONS.values())
+                    ):
                         counts.about_prompt += 1
                         continue
-                    counts.valid += 1
-                    score = grounding_score(answer, f"{chunk.section}\n{chunk.text}")
-                    if score < settings.qa_min_grounding:
+                    if vague_question(question):
+                        counts.vague += 1
                         continue
-                    counts.grounded += 1
-                    candidates.append((chunk, question, answer, score))
-            vectors = dense.embed_documents([c[1] for c in candidates]) if candidates else []
-            fresh: list[QAPair] = []
-            for (chunk, question, answer, score), vector in zip(candidates, vectors, strict=True):
-                if deduper.is_duplicate(question, vector):
-                    counts.duplicates += 1
-                    continue
-                deduper.add(question, vector)
-                fresh.append(
-                    QAPair(
+                    counts.valid += 1
+                    context = f"{chunk.section}\n{chunk.source}"
+                    score = grounding_score(answer, f"{chunk.section}\n{chunk.text}")
+                    grounded = score >= settings.qa_min_grounding
+                    faith = faithfulness(question, answer, chunk.text, context)
+                    p_supported = None
+                    if judge is not None and grounded:
+                        p_supported = judge.yes_probability(
+                            support_messages(question, answer, chunk.text)
+                        )
+                    faithful = faith.passes(
+                        settings.qa_max_missing_specifics,
+                        settings.qa_min_window_share,
+                        settings.qa_min_phrase_share,
+                    ) and (p_supported is None or p_supported >= settings.qa_min_p_supported)
+                    counts.grounded += int(grounded)
+                    counts.faithful += int(grounded and faithful)
+                    if not (grounded and faithful) and not settings.qa_keep_rejected:
+                        continue
+                    asked = asked_kinds[index] if index < len(asked_kinds) else None
+                    pair = QAPair(
                         id=pair_id(chunk.id, question),
                         question=question,
                         answer=answer,
@@ -314,16 +372,56 @@ def generate_qa_pairs(
                         model=generator.model_id,
                         settings=run_settings,
                         created=_now(),
+                        kind=question_kind(question, asked),
+                        asked_kind=asked,
+                        specifics_missing=faith.missing,
+                        window_share=round(faith.window_share, 3),
+                        phrase_share=round(faith.phrase_share, 3),
+                        p_supported=None if p_supported is None else round(p_supported, 4),
+                        faithful=faithful,
+                        kept=grounded and faithful,
                     )
-                )
+                    candidates.append((chunk, pair))
+            vectors = (
+                dense.embed_documents([c[1].question for c in candidates]) if candidates else []
+            )
+            fresh: list[QAPair] = []
+            k = settings.qa_roundtrip_k
+            for (chunk, pair), vector in zip(candidates, vectors, strict=True):
+                if pair.id in written_ids or pair.id in {p.id for p in fresh}:
+                    counts.duplicates += 1  # the same question on the same chunk again
+                    continue
+                if pair.kept:
+                    # only pairs passing the gates so far take part in de-duplication, so a
+                    # keep-rejected run keeps the same pairs as a normal one
+                    if deduper.is_duplicate(pair.question, vector):
+                        counts.duplicates += 1
+                        continue
+                    deduper.add(pair.question, vector)
+                pair.roundtrip_k = k
+                pair.roundtrip_rank = roundtrip_rank(runtime, pair.question, chunk.id, k)
+                if pair.kept and pair.roundtrip_rank is not None:
+                    counts.roundtrip += 1
+                elif pair.kept and settings.qa_roundtrip_drop:
+                    pair.kept = False
+                if not pair.kept and not settings.qa_keep_rejected:
+                    continue
+                fresh.append(pair)
             pair_file.append_batch(fresh, [c.id for c in batch])
             counts.written += len(fresh)
+            written_ids.update(p.id for p in fresh)
+            for pair in fresh:
+                if pair.kept:
+                    counts.kinds[pair.kind or "other"] = (
+                        counts.kinds.get(pair.kind or "other", 0) + 1
+                    )
             written.extend(fresh)
             if on_progress is not None:
                 done = min(first + batch_size, len(todo))
                 on_progress(done, len(todo), f"{done}/{len(todo)} chunks, {counts.written} pairs")
     seconds = time.perf_counter() - started
-    sample = random.Random(selection.seed).sample(written, min(n_samples, len(written)))
+    kept = [p for p in written if p.kept]
+    sample = random.Random(selection.seed).sample(kept, min(n_samples, len(kept)))
     return QAReport(
         output=str(output),
         model=generator.model_id if generator is not None else settings.generator_model,
@@ -345,7 +443,9 @@ def format_report(report: QAReport) -> str:
         f"{c.chunks_content_free} content-free skipped, {c.chunks_processed} processed, "
         f"{c.retried} retried, {c.failed} failed",
         f"pairs: {c.generated} generated, {c.valid} valid, {c.grounded} grounded, "
-        f"{c.duplicates} duplicates dropped, {c.about_prompt} about the prompt",
+        f"{c.faithful} faithful, {c.duplicates} duplicates dropped, {c.roundtrip} found by "
+        f"their question, {c.about_prompt} about the prompt, {c.vague} vague",
+        "kinds: " + (", ".join(f"{k} {v}" for k, v in sorted(c.kinds.items())) or "none"),
         f"{report.seconds:.1f} s, {report.pairs_per_minute:.1f} pairs/min, model {report.model}",
     ]
     for pair in report.samples:

@@ -470,3 +470,26 @@ def is_finished(sentence: str) -> bool:
         return True  # a model closes with its citation only when it has said its sentence
     s = (sentence or "").rstrip()
     return bool(s) and s[-1] in ".!?)\"'`:;]"
+
+
+# --------------------------------------------------------------------------------------
+# phrase-level support (added for the Q-A faithfulness gate)
+# --------------------------------------------------------------------------------------
+
+
+def phrase_share(claim: str, passage: Passage, n: int = 2, context: str = "") -> float:
+    """Share of the claim's runs of ``n`` consecutive content words (stopwords skipped,
+    stemmed) that occur as a run in the passage text or in ``context`` (its section
+    breadcrumb): phrase-level
+    support, where :func:`support`'s word shares are bags of words. An answer assembled
+    from a chunk's words in new combinations ("the default of X is Y" from "X ... Y")
+    scores low here while its word shares stay high. A claim of fewer than ``n`` content
+    words scores 1.0 when those words are all in the passage, else 0.0."""
+    words = content_words(strip_markers(claim)[0])
+    if len(words) < n:
+        return 1.0 if words and all(w in passage.words for w in words) else 0.0
+    source: set[tuple[str, ...]] = set()
+    for part in (passage.text, context):
+        source |= _ngrams(content_words(part), n)
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return sum(1 for g in grams if g in source) / len(grams)

@@ -1,0 +1,235 @@
+"""Calibrate the Q-A faithfulness gate on hand labels, and measure each gate per model.
+
+Inputs: pairs files written by ``label_qa_pairs.py`` (every valid pair kept, with its
+verdicts) and ``benchmarks/data/qa_labels.jsonl`` (pair id -> faithful true/false, read
+against the chunk by a person). The gate's scores are recomputed from the chunk text in the
+index (so a new gate is calibrated without regenerating).
+
+Split: the labelled ids are shuffled with a fixed seed; the first ``--n-calibration``
+(100) choose the thresholds, the rest report precision and recall. The thresholds chosen
+maximise recall on the calibration part subject to precision >= ``--target-precision``
+(0.9); neighbouring thresholds are printed with their held-out figures.
+
+    python benchmarks/calibrate_qa_gates.py --pairs /tmp/qa14/pairs-0.5b.jsonl \
+        /tmp/qa14/pairs-1.5b.jsonl --labels benchmarks/data/qa_labels.jsonl \
+        --json benchmarks/results/qa14_calibration.json
+(index from DIRAC_MCP_DATA_DIR / DIRAC_MCP_INDEX_PATH)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+from dirac_docs_mcp.config import load_settings
+from dirac_docs_mcp.runtime import Runtime
+from dirac_docs_mcp.tools.qa_gates import faithfulness
+
+MISSING = (0, 1, 2, 99)
+WINDOW = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+PHRASE = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+GROUNDING = (0.0, 0.5, 0.6, 0.7, 0.8)
+
+
+def load_rows(paths: list[str]) -> list[dict]:
+    rows = []
+    for path in paths:
+        rows += [json.loads(line) for line in Path(path).read_text().splitlines() if line]
+    return rows
+
+
+def chunk_texts(rows: list[dict]) -> dict[str, tuple[str, str]]:
+    out = {}
+    with Runtime(load_settings()) as runtime:
+        for source in sorted({r["source"] for r in rows}):
+            for chunk in runtime.store.chunks_of(source):
+                out[chunk.id] = (chunk.text, f"{chunk.section}\n{chunk.source}")
+    return out
+
+
+def score(rows: list[dict], texts: dict) -> None:
+    for r in rows:
+        text, context = texts[r["chunk_id"]]
+        f = faithfulness(r["question"], r["answer"], text, context)
+        r["_missing"], r["_window"], r["_phrase"] = len(f.missing), f.window_share, f.phrase_share
+        r["_missing_list"] = f.missing
+
+
+def passes(r: dict, t: tuple) -> bool:
+    m, w, p, g = t
+    return r["_missing"] <= m and r["_window"] >= w and r["_phrase"] >= p and r["grounding"] >= g
+
+
+def pr(rows: list[dict], labels: dict, t: tuple) -> dict:
+    kept = [r for r in rows if passes(r, t)]
+    good = sum(1 for r in rows if labels[r["id"]])
+    tp = sum(1 for r in kept if labels[r["id"]])
+    return {
+        "kept": len(kept),
+        "precision": round(tp / len(kept), 3) if kept else None,
+        "recall": round(tp / good, 3) if good else None,
+        "faithful_labelled": good,
+        "n": len(rows),
+    }
+
+
+def choose(rows: list[dict], labels: dict, target: float) -> tuple:
+    best, best_key = None, None
+    for t in itertools.product(MISSING, WINDOW, PHRASE, GROUNDING):
+        f = pr(rows, labels, t)
+        if f["precision"] is None or f["precision"] < target:
+            continue
+        # most recall, then most precision, then the loosest thresholds
+        key = (f["recall"], f["precision"], t[0], -t[1], -t[2], -t[3])
+        if best_key is None or key > best_key:
+            best, best_key = t, key
+    return best
+
+
+def neighbours(t: tuple) -> list[tuple]:
+    out = []
+    for axis, grid in enumerate((MISSING, WINDOW, PHRASE, GROUNDING)):
+        i = grid.index(t[axis])
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(grid):
+                n = list(t)
+                n[axis] = grid[j]
+                out.append(tuple(n))
+    return out
+
+
+WHAT_IS = re.compile(r"^what (is|are)\b", re.IGNORECASE)
+
+
+def model_table(rows: list[dict], labels: dict, t: tuple, k: int) -> dict:
+    """Per model: every gate's count on the same pairs, kinds, and the faithful share."""
+    out = {}
+    for model in sorted({r["model"] for r in rows}):
+        mine = [r for r in rows if r["model"] == model]
+        faithful = [r for r in mine if passes(r, (t[0], t[1], t[2], 0.0))]
+        grounded = [r for r in mine if r["grounding"] >= 0.7]
+        rt = [r for r in mine if r.get("roundtrip_rank") is not None and r["roundtrip_rank"] <= k]
+        kept = [r for r in faithful if r in rt and r["grounding"] >= t[3]]
+        labelled = [r for r in mine if r["id"] in labels]
+        kept_l = [r for r in kept if r["id"] in labels]
+        kinds = Counter(r.get("kind") or "other" for r in mine)
+        kinds_kept = Counter(r.get("kind") or "other" for r in kept)
+        out[model] = {
+            "valid_pairs": len(mine),
+            "chunks": len({r["chunk_id"] for r in mine}),
+            "grounded_0.7_old_gate": len(grounded),
+            "faithfulness_gate": len(faithful),
+            "roundtrip_top_k": len(rt),
+            "kept_by_all": len(kept),
+            "labelled": len(labelled),
+            "faithful_share_labelled_all": round(
+                sum(labels[r["id"]] for r in labelled) / len(labelled), 3
+            )
+            if labelled
+            else None,
+            "faithful_share_labelled_kept": round(
+                sum(labels[r["id"]] for r in kept_l) / len(kept_l), 3
+            )
+            if kept_l
+            else None,
+            "kinds_valid": dict(kinds),
+            "kinds_kept": dict(kinds_kept),
+            "what_is_share_valid": round(
+                sum(bool(WHAT_IS.search(r["question"])) for r in mine) / len(mine), 3
+            )
+            if mine
+            else None,
+            "what_is_share_kept": round(
+                sum(bool(WHAT_IS.search(r["question"])) for r in kept) / len(kept), 3
+            )
+            if kept
+            else None,
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", nargs="+", required=True)
+    parser.add_argument("--labels", default="benchmarks/data/qa_labels.jsonl")
+    parser.add_argument("--n-calibration", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--target-precision", type=float, default=0.9)
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--write-rescored",
+        default=None,
+        help="write every pair again with faithful/kept recomputed at the chosen thresholds",
+    )
+    args = parser.parse_args()
+
+    rows = load_rows(args.pairs)
+    label_rows = [json.loads(x) for x in Path(args.labels).read_text().splitlines() if x.strip()]
+    labels = {x["id"]: bool(x["label"]) for x in label_rows if "id" in x}
+    # pairs read while the gate's rules (not its thresholds) were designed
+    design = {x["id"] for x in label_rows if x.get("seen_in_gate_design")}
+    score(rows, chunk_texts(rows))
+    labelled = [r for r in rows if r["id"] in labels]
+    ids = sorted(r["id"] for r in labelled)
+    random.Random(args.seed).shuffle(ids)
+    n_cal = min(args.n_calibration, len(ids) * 2 // 3)
+    cal_ids, test_ids = set(ids[:n_cal]), set(ids[n_cal:])
+    cal = [r for r in labelled if r["id"] in cal_ids]
+    test = [r for r in labelled if r["id"] in test_ids]
+    chosen = choose(cal, labels, args.target_precision)
+    result: dict = {
+        "labelled": len(labelled),
+        "calibration": len(cal),
+        "held_out": len(test),
+        "faithful_share_labelled": round(sum(labels[r["id"]] for r in labelled) / len(labelled), 3),
+        "axes": "(max_missing_specifics, min_window_share, min_phrase_share, min_grounding)",
+        "chosen": chosen,
+    }
+    if chosen is not None:
+        result["calibration_figures"] = pr(cal, labels, chosen)
+        result["held_out_figures"] = pr(test, labels, chosen)
+        result["neighbours_held_out"] = {
+            str(n): {"calibration": pr(cal, labels, n), "held_out": pr(test, labels, n)}
+            for n in neighbours(chosen)
+        }
+        unseen = [r for r in test if r["id"] not in design]
+        result["held_out_not_seen_in_gate_design"] = pr(unseen, labels, chosen) if unseen else None
+        result["no_gate_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.0))
+        result["old_grounding_0.7_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.7))
+        result["specifics_only_held_out"] = pr(test, labels, (0, 0.0, 0.0, 0.0))
+        result["models"] = model_table(rows, labels, chosen, args.k)
+    if args.write_rescored and chosen is not None:
+        with open(args.write_rescored, "w", encoding="utf-8") as handle:
+            for r in rows:
+                faithful = passes(r, (chosen[0], chosen[1], chosen[2], 0.0))
+                roundtrip = r.get("roundtrip_rank") is not None
+                r["faithful"] = faithful
+                r["specifics_missing"] = r["_missing_list"]
+                r["window_share"] = round(r["_window"], 3)
+                r["phrase_share"] = round(r["_phrase"], 3)
+                r["kept"] = faithful and roundtrip and r["grounding"] >= chosen[3]
+                r["settings"] = {
+                    **r.get("settings", {}),
+                    "max_missing_specifics": chosen[0],
+                    "min_window_share": chosen[1],
+                    "min_phrase_share": chosen[2],
+                    "min_grounding": chosen[3],
+                    "rescored_by": "benchmarks/calibrate_qa_gates.py",
+                }
+                clean = {k: v for k, v in r.items() if not k.startswith("_")}
+                handle.write(json.dumps(clean, ensure_ascii=False) + "\n")
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
