@@ -18,7 +18,8 @@ import json
 from pathlib import Path
 
 from dirac_docs_mcp.evaluation import auroc, load_aliases, load_questions, norm_path, norm_text
-from dirac_docs_mcp.tools.answer import SYSTEM_PROMPT, answer_instruction, check_answer
+from dirac_docs_mcp.tools.answer import SYSTEM_PROMPT, answer_instruction
+from dirac_docs_mcp.tools.answer_check import check_answer
 from dirac_docs_mcp.tools.support import Passage, question_coverage
 
 WINDOW_SHARES = (0.4, 0.5, 0.6, 0.7)

@@ -1,5 +1,10 @@
 """MCP wiring, kept thin: each tool adapts a plain function from ``tools/``.
 
+Over 500 lines because the SDK wants the tools, resources and prompts declared inside one
+``build_server`` (their bounds come from the settings), and because the stdio transport
+wrapper that answers malformed JSON-RPC lines and stops on Ctrl+C (the SDK does neither)
+lives beside the server it runs.
+
 Heavy parts (index, embedding model, generator) load on the first call that needs them,
 in a worker thread, so the handshake and ``tools/list`` never wait for them.
 """

@@ -3,7 +3,7 @@ evidence is verbatim, echoes and cut-off sentences are recognised."""
 
 from __future__ import annotations
 
-from dirac_docs_mcp.tools.answer import asked_kind, check_answer
+from dirac_docs_mcp.tools.answer_check import asked_kind, check_answer
 from dirac_docs_mcp.tools.support import (
     Passage,
     echoes,

@@ -1,6 +1,9 @@
 """Exports of a pairs file for the next steps: chat (SFT), RAFT (retrieval-augmented
 fine-tuning), review (Argilla), and reviewed labels read back (``qa import-review``).
 
+Over 500 lines: three formats that share one manifest, one dev-question filter and one
+document split; apart, each would carry a copy of them.
+
 Every export writes ``manifest.json`` beside its files: the corpus version (a hash over the
 index's file hashes), the models (generator, embedding), the gate settings the pairs were
 generated with, and the counts, so a model tuned on the data can name the data.
