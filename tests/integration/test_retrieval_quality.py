@@ -20,10 +20,11 @@ pytestmark = [pytest.mark.integration]
 
 PARTS = ("DIRAC/docs/source/AdministratorGuide", "DIRAC/docs/source/UserGuide")
 # measured on this subset with the default pipeline (MiniLM int8 + BM25, rank fusion) when
-# the test was written: recall@5 0.898, MRR@10 0.689 over 59 questions; the floors leave
-# room for two or three questions (one question = 0.017) and fail on a real regression
-FLOOR_RECALL_5 = 0.85
-FLOOR_MRR_10 = 0.62
+# the test was written: recall@1 0.644, recall@5 0.864, recall@10 0.915, MRR@10 0.742 over
+# 59 questions; the floors leave room for two or three questions (one question = 0.017)
+# and fail on a real regression
+FLOOR_RECALL_5 = 0.82
+FLOOR_MRR_10 = 0.70
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,7 @@ def test_recall_and_mrr_stay_above_the_floor_and_match_the_official_scorer(subse
 
         run = run_retrieval(questions, search, run_file)
     ours = score(questions, run, load_aliases(None))
+    print(f"retrieval on the guides subset: {ours.line()}")  # in CI's log with -rA or -s
     assert ours.recall[5] >= FLOOR_RECALL_5, ours.line()
     assert ours.mrr10 >= FLOOR_MRR_10, ours.line()
 
