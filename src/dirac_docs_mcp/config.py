@@ -163,7 +163,7 @@ class Settings(BaseSettings):
         "specific terms (names, identifiers, numbers, commands) occurs in any passage",
     )
     answer_min_window_share: float = Field(
-        default=0.6,
+        default=0.4,
         ge=0,
         le=1,
         description="an answer sentence is supported by a passage when all its specific "

@@ -159,7 +159,13 @@ def answer_row(question: dict, answer, aliases: dict[str, str], trace: dict | No
         "evidence": [e.model_dump() for e in answer.evidence],
         "attempts": (trace or {}).get("attempts", []),
         "passages": [
-            {"n": h.rank, "source": h.source, "section": h.section, "text": h.text}
+            {
+                "n": h.rank,
+                "source": h.source,
+                "section": h.section,
+                "chunk_id": h.chunk_id,
+                "text": h.text,
+            }
             for h in answer.passages
         ],
     }
