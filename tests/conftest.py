@@ -103,6 +103,20 @@ The proxy lifetime on the central servers is renewed every 12 hours.
 }
 
 
+def initialize_request(client_name: str) -> dict:
+    """An MCP initialize request (JSON-RPC id 1), as the wire tests send it raw."""
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": client_name, "version": "0"},
+        },
+    }
+
+
 def write_fixture_corpus(root: Path) -> Path:
     for rel, text in FIXTURE_FILES.items():
         path = root / rel

@@ -13,16 +13,9 @@ import time
 
 import pytest
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "stdio-robustness", "version": "0"},
-    },
-}
+from ..conftest import initialize_request
+
+INITIALIZE = initialize_request("stdio-robustness")
 
 
 class StdioServer:

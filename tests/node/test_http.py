@@ -14,22 +14,14 @@ from mcp.shared.exceptions import MCPError
 from dirac_docs_mcp.errors import ConfigError
 from dirac_docs_mcp.http_app import check_bind, is_loopback
 
+from ..conftest import initialize_request
 from .http_server import http_server
 
 TOKEN = "test-token-4f9c2e"
 MAX_BODY = 200_000
 EXTRA_ORIGIN = "http://tools.example:6274"
 MODES = {"legacy": "2025-11-25", "auto": "2026-07-28"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw-http-test", "version": "0"},
-    },
-}
+INITIALIZE = initialize_request("raw-http-test")
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 

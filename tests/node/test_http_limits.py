@@ -15,18 +15,10 @@ import pytest
 from dirac_docs_mcp.errors import ConfigError
 from dirac_docs_mcp.http_app import check_bind
 
+from ..conftest import initialize_request
 from .http_server import free_port
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "limits-test", "version": "0"},
-    },
-}
+INITIALIZE = initialize_request("limits-test")
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 READ_TIMEOUT_S = 1.0
 SESSION_IDLE_S = 1.5
