@@ -171,6 +171,18 @@ class GenerationSlots:
             self.release()
 
 
+# the doc-set filter of search_dirac_docs and answer_question (one declaration for both)
+DocSetArgument = Annotated[
+    str | None,
+    Field(
+        max_length=100,
+        description="only this doc set: 'DIRAC', 'diracx', 'DIRACOS2', 'Pilot', "
+        "'WebAppDIRAC' or one the user added (DIRAC and DiracX answer the same "
+        "question differently)",
+    ),
+]
+
+
 def build_server(
     settings: Settings,
     runtime: Runtime | None = None,
@@ -231,15 +243,7 @@ def build_server(
                 description="only documents under this path, e.g. 'DIRAC/docs/source/AdministratorGuide' or 'diracx'",
             ),
         ] = None,
-        doc_set: Annotated[
-            str | None,
-            Field(
-                max_length=100,
-                description="only this doc set: 'DIRAC', 'diracx', 'DIRACOS2', 'Pilot', "
-                "'WebAppDIRAC' or one the user added (DIRAC and DiracX answer the same "
-                "question differently)",
-            ),
-        ] = None,
+        doc_set: DocSetArgument = None,
     ) -> Annotated[CallToolResult, SearchResult]:
         result = await _run_tool(
             search_docs, runtime, query, limit, section, source_prefix, doc_set
@@ -279,15 +283,7 @@ def build_server(
                 "answer); default: the server's answer_mode setting",
             ),
         ] = None,
-        doc_set: Annotated[
-            str | None,
-            Field(
-                max_length=100,
-                description="only this doc set: 'DIRAC', 'diracx', 'DIRACOS2', 'Pilot', "
-                "'WebAppDIRAC' or one the user added (DIRAC and DiracX answer the same "
-                "question differently)",
-            ),
-        ] = None,
+        doc_set: DocSetArgument = None,
     ) -> Annotated[CallToolResult, Answer]:
         mode = None if evidence_only is None else ("evidence" if evidence_only else "generate")
         quoting = (mode or settings.answer_mode) == "evidence"

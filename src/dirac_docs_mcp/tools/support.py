@@ -342,19 +342,37 @@ def support(claim: str, passage: Passage, max_evidence: int = 2) -> Support:
     return Support([t.text for t in terms], missing, word_share, best_share, evidence)
 
 
-def _evidence(words: set[str], passage: Passage, indexes: Iterable[int], k: int) -> list[str]:
-    """Greedy cover: the passage sentences (in passage order) that add most of ``words``."""
+def _greedy_cover(
+    words: set[str],
+    passage: Passage,
+    candidates: Iterable[int],
+    k: int,
+    heavy: frozenset[str] | set[str] = frozenset(),
+) -> list[str]:
+    """Greedy cover: up to ``k`` passage sentences (returned in passage order) that add most
+    of ``words`` not yet covered; a word in ``heavy`` counts double."""
     left = set(words)
     chosen: list[int] = []
-    candidates = list(indexes) or list(range(len(passage.sentences)))
-    while left and len(chosen) < k:
-        best = max(candidates, key=lambda i: len(passage.sentence_words[i] & left), default=None)
-        if best is None or not passage.sentence_words[best] & left:
+    candidates = list(candidates)
+
+    def gain(i: int) -> int:
+        hit = passage.sentence_words[i] & left
+        return len(hit) + len(hit & heavy)
+
+    while left and candidates and len(chosen) < k:
+        best = max(candidates, key=gain)
+        if gain(best) <= 0:
             break
         chosen.append(best)
         left -= passage.sentence_words[best]
         candidates.remove(best)
     return [passage.sentences[i] for i in sorted(chosen)]
+
+
+def _evidence(words: set[str], passage: Passage, indexes: Iterable[int], k: int) -> list[str]:
+    """The sentences of the supporting window (all sentences if it is empty) covering most
+    of a claim's ``words``."""
+    return _greedy_cover(words, passage, list(indexes) or range(len(passage.sentences)), k)
 
 
 def select_evidence(query: str, passage: Passage, k: int = 2) -> list[str]:
@@ -364,22 +382,7 @@ def select_evidence(query: str, passage: Passage, k: int = 2) -> list[str]:
     if not words or not passage.sentences:
         return []
     heavy = {stem(t.text.lower()) for t in specific_terms(query, proper_nouns=True)}
-
-    def gain(i: int, left: set[str]) -> float:
-        hit = passage.sentence_words[i] & left
-        return len(hit) + len(hit & heavy)
-
-    left = set(words)
-    chosen: list[int] = []
-    candidates = list(range(len(passage.sentences)))
-    while left and candidates and len(chosen) < k:
-        best = max(candidates, key=lambda i: gain(i, left))
-        if gain(best, left) <= 0:
-            break
-        chosen.append(best)
-        left -= passage.sentence_words[best]
-        candidates.remove(best)
-    return [passage.sentences[i] for i in sorted(chosen)]
+    return _greedy_cover(words, passage, range(len(passage.sentences)), k, heavy)
 
 
 # --------------------------------------------------------------------------------------
