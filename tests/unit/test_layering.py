@@ -20,11 +20,11 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (1, ("models",)),
     (2, ("embeddings", "generator", "store", "indexer", "sources")),
     (3, ("runtime",)),
-    (4, ("tools", "evaluation")),
+    (4, ("tools", "evaluation", "tuning")),
     (5, ("server", "http_app", "cli", "__main__")),
 ]
 #: top-level packages that must stay transport-free
-NO_MCP = ("tools", "indexer", "store", "sources")
+NO_MCP = ("tools", "indexer", "store", "sources", "tuning")
 
 
 def layer_of(module: str) -> int:
