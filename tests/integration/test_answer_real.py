@@ -103,3 +103,36 @@ async def test_generated_and_evidence_only_answers_quote_their_passages(fixture_
     assert quoted_answer["answered"] is True
     assert "new_tokens" not in quoted_answer["timings"]  # no generation
     assert any("StalledTimeHours" in s for e in quoted_answer["evidence"] for s in e["sentences"])
+
+
+async def test_judge_probability_gates_the_answer(fixture_index):
+    """The judge path (answer_judge_model + answer_min_p_answerable) with a real model:
+    SmolLM2 judges the retrieved passages; its P(answerable) is reported, and below the
+    threshold the tool abstains before generating; a threshold under it lets the answer
+    through with the same probability recorded."""
+    settings, _ = fixture_index
+    base = settings.model_copy(
+        update={
+            "generator_model": "smollm2-135m",
+            "answer_judge_model": "smollm2-135m",
+            "generator_max_new_tokens": 64,
+        }
+    )
+    question = "When is a job declared stalled?"
+    strict = base.model_copy(update={"answer_min_p_answerable": 1.0})
+    async with Client(build_server(strict)) as client:
+        refused = (
+            await client.call_tool("answer_question", {"question": question})
+        ).structured_content
+    p = refused["signals"]["p_answerable"]
+    assert 0.0 < p < 1.0
+    assert refused["answered"] is False and f"p={p:.2f}" in refused["reason"]
+    assert "new_tokens" not in refused["timings"] and refused["timings"]["judge_s"] > 0
+
+    lenient = base.model_copy(update={"answer_min_p_answerable": p / 2})
+    async with Client(build_server(lenient)) as client:
+        passed = (
+            await client.call_tool("answer_question", {"question": question})
+        ).structured_content
+    assert passed["signals"]["p_answerable"] == pytest.approx(p, abs=1e-3)  # greedy, same prompt
+    assert passed["timings"]["new_tokens"] > 0  # the judge let it through to the generator

@@ -13,6 +13,7 @@ from dirac_docs_mcp.indexer.pipeline import Indexer
 from dirac_docs_mcp.runtime import Runtime
 from dirac_docs_mcp.sources.commands import command_help
 from dirac_docs_mcp.store import open_store
+from dirac_docs_mcp.tools.answer import answer_question
 from dirac_docs_mcp.tools.documents import read_document
 from dirac_docs_mcp.tools.search import search_docs
 
@@ -153,6 +154,15 @@ def test_sync_fetch_index_update_rename_delete_and_ref(env, models_data_dir, cap
         assert dirac[0].doc_set == "DIRAC" and dirac[0].version.startswith(("master@", "main@"))
         text, _ = read_document(rt, "dirac-docs://DIRAC/docs/source/index.rst")
         assert "documentation index" in text
+        # answer_question keeps to the doc set too: its passages, evidence and citations
+        # (evidence mode: the check does not depend on a generator)
+        for doc_set, prefix in (("diracx", "diracx/"), ("DIRAC", "DIRAC/")):
+            answer = answer_question(
+                rt, "How are stalled jobs detected?", 3, mode="evidence", doc_set=doc_set
+            )
+            assert answer.passages and all(p.source.startswith(prefix) for p in answer.passages)
+            assert all(e.source.startswith(prefix) for e in answer.evidence)
+            assert all(c.source.startswith(prefix) for c in answer.citations)
 
     # upstream renames one page, deletes another, edits a third, and tags a release
     (work / "docs/source/AdministratorGuide/stalled.rst").rename(
