@@ -453,6 +453,13 @@ def cmd_qa_import_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_unreached(rows: list[dict], done: dict[str, dict]) -> list[dict]:
+    """``rows`` plus the rows of an earlier run that this one has not reached: a run resumed
+    in another order, or with ``--max-questions``, or stopped again, loses none of them."""
+    seen = {r["id"] for r in rows}
+    return rows + [r for qid, r in done.items() if qid not in seen]
+
+
 def _eval_answers(args: argparse.Namespace, questions: list[dict], aliases: dict) -> int:
     """answer_question over a question file: abstention by slice, keyphrase, gold citation,
     signals' AUROC, speed (scoring in evaluation.py)."""
@@ -475,12 +482,17 @@ def _eval_answers(args: argparse.Namespace, questions: list[dict], aliases: dict
             row = answer_row(q, answer, aliases, trace)
             rows.append(row)
             if args.json:  # kept current, so a long run can be read (and replayed) midway
-                Path(args.json).write_text(json.dumps({"summary": None, "rows": rows}))
+                # rows of an earlier run not reached yet in this order are kept too, so a
+                # run stopped again (or given the questions in another order) loses nothing
+                Path(args.json).write_text(
+                    json.dumps({"summary": None, "rows": _with_unreached(rows, done)})
+                )
             print(
                 f"{q['id']}  {'ANS' if row['answered'] else 'ABST'}  kp={int(row['keyphrase'])} "
                 f"cite={int(row['cites_gold'])}  {row['seconds']:.1f}s  {row['answer'][:70]!r}",
                 file=sys.stderr,
             )
+    rows = _with_unreached(rows, done)  # the run file is never left shorter than it was
     summary = summarize_answers(rows)
     for key, value in summary.items():
         if value is None:
