@@ -129,7 +129,9 @@ def test_a_line_larger_than_the_bound_is_written_alone(tmp_path):
     log.record("search_dirac_docs", "short", [], None)
     log.record("search_dirac_docs", "long " * 200, [], None)
     log.record("search_dirac_docs", "after", [], None)
-    questions = [[json.loads(x)["question"] for x in f.read_text().splitlines()] for f in log.files()]
+    questions = [
+        [json.loads(x)["question"] for x in f.read_text().splitlines()] for f in log.files()
+    ]
     assert questions == [["short"], ["long " * 200], ["after"]]
 
 
