@@ -581,8 +581,69 @@ def _add_tune_generator(tune, common: argparse.ArgumentParser) -> None:
     """``tune generator`` and ``tune export`` (issue 18): a LoRA adapter of the answer model."""
 
 
+def _query_log(settings: Settings, *, must_exist: bool = True):
+    """The configured query log; a ConfigError (exit 2) when the setting is unset or, with
+    ``must_exist``, when no file of it exists."""
+    from .query_log import QueryLog
+
+    log_file = QueryLog.from_settings(settings)
+    if log_file is None:
+        raise ConfigError(
+            "no query log: the query_log setting is unset (set DIRAC_MCP_QUERY_LOG=PATH for the "
+            "server, and the same for 'log' commands)"
+        )
+    if must_exist and not log_file.files():
+        raise ConfigError(f"query log {log_file.path} does not exist (nothing logged yet)")
+    return log_file
+
+
+def cmd_log_export(args: argparse.Namespace) -> int:
+    """The logged questions as training candidates: distinct, masked, with their passages."""
+    from .runtime import Runtime
+    from .tools.log_export import export_candidates
+
+    settings = _settings(args)
+    log_file = _query_log(settings)
+    out = Path(args.out)
+    with Runtime(settings) as runtime:
+        store = _open_index_waiting(runtime, args.wait, "nothing exported")
+        if not store.exists():
+            raise ConfigError(
+                f"no index at {store.location}: the passages' texts come from the index; "
+                "build it with 'dirac-docs-mcp index PATH'"
+            )
+        report = export_candidates(log_file, out, store, settings.query_log_mask_hosts)
+    for line in report.lines(out):
+        print(line)
+    return 0
+
+
+def cmd_log_purge(args: argparse.Namespace) -> int:
+    """Delete the query log and its rotated files."""
+    log_file = _query_log(load_settings())
+    removed = log_file.purge()
+    for path in removed:
+        print(f"removed {path}")
+    print(f"purged the query log: {len(removed)} file(s) removed")
+    return 0
+
+
 def _add_log_commands(sub, common: argparse.ArgumentParser) -> None:
     """``log export`` / ``log purge`` (issue 18): the opt-in query log."""
+    group = sub.add_parser(
+        "log", help="the opt-in query log (DIRAC_MCP_QUERY_LOG): export or purge it"
+    ).add_subparsers(dest="log_command", required=True)
+    p = group.add_parser(
+        "export",
+        parents=[common],
+        help="logged questions as training candidates: one JSONL line per distinct question "
+        "with its passages (texts from the index), PII-looking strings masked",
+    )
+    p.add_argument("out", help="output JSONL (replaced)")
+    p.add_argument("--wait", type=float, default=0, help="seconds to wait for an index in use")
+    p.set_defaults(func=cmd_log_export)
+    p = group.add_parser("purge", help="delete the query log and its rotated files")
+    p.set_defaults(func=cmd_log_purge)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,11 +8,12 @@ variables prefixed ``DIRAC_MCP_`` (e.g. ``DIRAC_MCP_QDRANT_URL``), an optional T
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -296,6 +297,30 @@ class Settings(BaseSettings):
         "target is the answer tool's abstention",
     )
 
+    # --- query log (opt-in, local) ------------------------------------------------------------
+    query_log: Path | None = Field(
+        default=None,
+        description="off when unset. A JSONL file that every search_dirac_docs and "
+        "answer_question call appends one line to: UTC time, tool, the question, the returned "
+        "chunk ids and sources, and answered (null for search). A relative path is taken "
+        "under data_dir",
+    )
+    query_log_max_bytes: int = Field(
+        default=10_000_000,
+        ge=100_000,
+        le=10_000_000_000,
+        description="a line that would take the query log past this size first moves it to "
+        "<query_log>.1 (and .1 to .2, up to query_log_rotated_files)",
+    )
+    query_log_rotated_files: int = Field(
+        default=1, ge=1, le=10, description="rotated query log files kept; older ones are deleted"
+    )
+    query_log_mask_hosts: list[str] = Field(
+        default_factory=list,
+        description="'log export' replaces these hostnames, and their subdomains, in "
+        'questions by <host> (env: a JSON list, e.g. ["cern.ch", "myvo-dirac.example.org"])',
+    )
+
     # --- server --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     http_bearer_token: str | None = Field(
@@ -331,6 +356,21 @@ class Settings(BaseSettings):
         "this gets a 'busy, retry' tool error at once instead of waiting",
     )
 
+    @field_validator("query_log", mode="before")
+    @classmethod
+    def _blank_query_log_is_off(cls, value: object) -> object:
+        # DIRAC_MCP_QUERY_LOG="" must mean off, not Path("") == the current folder
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("query_log_mask_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        clean = [h.strip().lower().removeprefix("*.").strip(".") for h in hosts]
+        for host in clean:
+            if not re.fullmatch(r"[a-z0-9_:-]+(\.[a-z0-9_:-]+)*", host):
+                raise ValueError(f"{host!r} is not a hostname (letters, digits, '-', '.')")
+        return clean
+
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()
@@ -339,6 +379,8 @@ class Settings(BaseSettings):
         else:
             self.index_path = self.index_path.expanduser()
         self.qa_output_dir = (self.qa_output_dir or self.data_dir / "qa").expanduser()
+        if self.query_log is not None:
+            self.query_log = self.data_dir / self.query_log.expanduser()  # absolute stays
         if self.dense2_model is not None and not self.dense2_model.strip():
             self.dense2_model = None
         # measured on the dev set (benchmarks/results/dense2_fusion_grid.json): beside the

@@ -42,8 +42,9 @@ from pydantic import Field
 from . import __version__
 from .config import Settings
 from .errors import DiracDocsError, NotFoundError
+from .query_log import QueryLog
 from .runtime import Runtime
-from .schemas import Answer, IndexStatus, QAReport, SearchResult
+from .schemas import Answer, IndexStatus, QAReport, SearchHit, SearchResult
 from .tools.answer import answer_question, format_answer
 from .tools.documents import index_status, read_document
 from .tools.qa_files import resolve_tool_output
@@ -207,6 +208,13 @@ def build_server(
         log_level=settings.log_level,
     )
     max_limit = settings.search_max_limit
+    query_log = QueryLog.from_settings(settings)  # None unless DIRAC_MCP_QUERY_LOG is set
+
+    async def log_call(tool: str, question: str, hits: list[SearchHit], answered: bool | None):
+        """One query-log line for a call that returned (a tool error logs nothing). In a
+        thread: the append may wait for another process's lock. Never raises."""
+        if query_log is not None:
+            await anyio.to_thread.run_sync(query_log.record, tool, question, hits, answered)
 
     @server.tool(
         name="search_dirac_docs",
@@ -248,6 +256,7 @@ def build_server(
         result = await _run_tool(
             search_docs, runtime, query, limit, section, source_prefix, doc_set
         )
+        await log_call("search_dirac_docs", query, result.hits, None)
         return CallToolResult(
             content=[TextContent(type="text", text=format_hits(result))],
             structured_content=result.model_dump(mode="json"),
@@ -304,6 +313,7 @@ def build_server(
         else:
             async with slots.slot():
                 answer = await _run_cancellable(ctx, run)
+        await log_call("answer_question", question, answer.passages, answer.answered)
         return CallToolResult(
             content=[TextContent(type="text", text=format_answer(answer))],
             structured_content=answer.model_dump(mode="json"),

@@ -18,13 +18,13 @@ SRC = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("errors", "config", "schemas", "stopwords", "")),  # "" is the package __init__
     (1, ("models",)),
-    (2, ("embeddings", "generator", "store", "indexer", "sources")),
+    (2, ("embeddings", "generator", "store", "indexer", "sources", "query_log")),
     (3, ("runtime",)),
     (4, ("tools", "evaluation", "tuning")),
     (5, ("server", "http_app", "cli", "__main__")),
 ]
 #: top-level packages that must stay transport-free
-NO_MCP = ("tools", "indexer", "store", "sources", "tuning")
+NO_MCP = ("tools", "indexer", "store", "sources", "tuning", "query_log")
 
 
 def layer_of(module: str) -> int:
