@@ -593,6 +593,7 @@ def cmd_tune_generator(args: argparse.Namespace) -> int:
         threads=args.threads,
         eval_generate=args.eval_generate,
         eval_max_new_tokens=args.eval_max_new_tokens,
+        log_candidates=Path(args.log_candidates) if args.log_candidates else None,
         resume=args.resume,
         force=args.force,
         progress=not args.no_progress,
@@ -615,6 +616,12 @@ def cmd_tune_generator(args: argparse.Namespace) -> int:
         f"records: {records['train']} train, {records['validation']} validation "
         f"({records['shortened_to_fit']} shortened to fit, dropped: {records['dropped'] or 0})"
     )
+    if records.get("log_candidates"):
+        logged = records["log_candidates"]
+        print(
+            f"log candidates: {logged.get('kept', 0)} of {logged.get('read', 0)} questions "
+            f"answered by the pipeline and added to the training records"
+        )
     print(f"train loss: {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}")
     if "tuned_validation_loss" in m:
         print(
@@ -700,6 +707,12 @@ def _add_tune_generator(tune, common: argparse.ArgumentParser) -> None:
         help="validation records answered by base and tuned for the generation check (8)",
     )
     p.add_argument("--eval-max-new-tokens", type=int, default=96, help="their token cap (96)")
+    p.add_argument(
+        "--log-candidates",
+        help="a 'log export' JSONL: its questions answered by the current answer_question "
+        "pipeline (the index and the base model), those it answers added to the training "
+        "records",
+    )
     p.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint of --name"
     )

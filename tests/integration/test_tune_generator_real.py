@@ -246,3 +246,45 @@ def test_qlora_without_cuda_is_a_clear_error(env, capsys):
                  "nf4", *ARGS])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 3 and "needs a CUDA device" in err and len(err.strip().splitlines()) == 1
+
+
+def test_log_candidates_keep_only_what_the_answer_tool_answers(fixture_index, tmp_path):
+    """--log-candidates: logged questions (one repeated) answered by the real pipeline on
+    the fixture index; an answered one becomes a record in the serving prompt's shape, an
+    abstention does not."""
+    import jsonschema
+
+    from dirac_docs_mcp.schemas import SearchHit
+    from dirac_docs_mcp.tools.answer import answer_schema, build_messages
+    from dirac_docs_mcp.tuning.log_candidates import answer_candidates
+
+    settings, _ = fixture_index
+    settings = settings.model_copy(
+        update={
+            "generator_quantization": "bf16",
+            "generator_max_new_tokens": 64,
+            "generator_threads": 1,
+        }
+    )
+    questions = [
+        "What does the JobCleaningAgent do?",
+        "what does the  JobCleaningAgent do?",  # the same question again
+        "How do I post a message to a Slack channel?",  # the docs never say Slack
+    ]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"question": q, "passages": []}) + "\n" for q in questions))
+    records, counts = answer_candidates(settings, "smollm2-135m", log, progress=False)
+    assert counts["read"] == 2
+    assert counts["kept"] == len(records) and counts["kept"] + counts["abstained"] == 2
+    assert all("Slack" not in r["messages"][1]["content"] for r in records)
+    for record in records:
+        hits = [SearchHit.model_validate(h) for h in record["passages"]]
+        question = record["messages"][1]["content"].split("\n\nQuestion: ")[1].split("\n\n")[0]
+        assert question == questions[0]
+        assert record["messages"][:-1] == build_messages(
+            question, hits, settings.answer_max_chars_per_passage
+        )
+        target = json.loads(record["messages"][-1]["content"])
+        jsonschema.validate(target, answer_schema(len(hits)))
+        assert target["citations"] and record["oracle_rank"] == target["citations"][0]
+        assert "SmolLM" in record["model"]

@@ -10,6 +10,7 @@ checks, i.e. the tool would abstain.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,11 @@ class GenerationScore:
         return good / self.records if self.records else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "right_share": round(self.right, 4)}
+        return {
+            **self.__dict__,
+            "seconds": round(self.seconds, 2),
+            "right_share": round(self.right, 4),
+        }
 
 
 def _passages(example: Example) -> list[Passage]:
@@ -61,16 +66,16 @@ def generation_check(
         if not example.hits:
             continue
         score.records += 1
+        started = time.perf_counter()
         try:
             generation = generator.generate(
                 example.messages,
                 max_new_tokens=max_new_tokens,
                 json_schema=answer_schema(len(example.hits)),
             )
-        except GenerationError:
+        except GenerationError:  # the JSON did not close within the cap
             generation = None
-        if generation is not None:
-            score.seconds += generation.seconds
+        score.seconds += time.perf_counter() - started
         data = (generation.data or {}) if generation is not None else {}
         if generation is None or not data:
             score.no_json += 1
