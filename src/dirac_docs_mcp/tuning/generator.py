@@ -22,6 +22,7 @@ serving path does (:mod:`..generator.quantize`).
 
 from __future__ import annotations
 
+import json
 import logging
 import resource
 import shutil
@@ -49,7 +50,7 @@ from ..models.tuned import (
 )
 from .generator_eval import compare, not_better
 from .lora_loop import Checkpoints, LoopSettings, steps_for, train
-from .raft_data import Renderer, locate, read_records, split_by_source
+from .raft_data import Example, Renderer, locate, read_records, split_by_source
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +235,6 @@ def _log_records(
 ) -> tuple[list[dict], dict]:
     """The --log-candidates records, answered once per run: kept in the work folder, so a
     resumed run trains on the same records without answering again."""
-    import json
-
     from .log_candidates import answer_candidates
 
     saved = work / "log_candidates.jsonl"
@@ -261,14 +260,10 @@ def _refuse_interrupted(folder: Path, name: str) -> None:
         )
 
 
-def _prepare_work(folder: Path, identity: dict, options: TuneOptions, name: str) -> Path | None:
+def _prepare_work(folder: Path, identity: dict) -> Path | None:
     """The checkpoint to resume from (None: start at step 0), after checking that the run
-    in ``folder`` is this run."""
-    import json
-
+    in ``folder`` is this run (a checkpoint without --resume was refused earlier)."""
     latest = Checkpoints(folder).latest()
-    if not options.resume:
-        _refuse_interrupted(folder, name)
     run_file = folder / "run.json"
     if latest is not None:
         try:
@@ -290,6 +285,49 @@ def _differences(before: dict, now: dict) -> list[str]:
     out = [k for k in ("base_sha256", "data") if before.get(k) != now.get(k)]
     old, new = before.get("hyperparameters", {}), now["hyperparameters"]
     return out + sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def _evaluate(
+    model,
+    tokenizer,
+    spec: GeneratorModelSpec,
+    device: str,
+    precision: str,
+    settings: Settings,
+    options: TuneOptions,
+    examples: list[Example],
+) -> tuple[dict[str, Any], list[str]]:
+    """(base vs tuned figures on the held-out examples, warnings): the model is answered
+    through a generator that wraps it, as the answer tool's would."""
+    if not examples:
+        return {}, ["no validation records: base vs tuned was not measured"]
+    from ..generator.transformers_backend import TransformersGenerator
+
+    generator = TransformersGenerator(
+        spec,
+        device=device,
+        quantization=precision,
+        max_context_tokens=settings.generator_max_context_tokens,
+        default_max_new_tokens=options.eval_max_new_tokens,
+        default_timeout_s=settings.generator_timeout_s,
+        loaded=(model, tokenizer),
+    )
+    pad_id = generator.pad_id
+    figures = compare(
+        model,
+        generator,
+        examples,
+        settings,
+        pad_id,
+        model.device,
+        options.eval_generate,
+        options.eval_max_new_tokens,
+    )
+    cautions = [
+        f"the tuned adapter is not better than the base on the held-out records: {why}"
+        for why in not_better(figures)
+    ]
+    return figures, cautions
 
 
 def _device_label(device: str, threads: int) -> str:
@@ -347,6 +385,13 @@ def tune_generator(settings: Settings, options: TuneOptions) -> TuneResult:
     renderer = Renderer(tokenizer, stops, options.max_seq_tokens, chars)
     train_examples = [e for e in map(renderer.example, train_records) if e is not None]
     validation_examples = [e for e in map(renderer.example, validation_records) if e is not None]
+    log.info(
+        "records: %d train, %d validation, %d shortened to fit, dropped %s",
+        len(train_examples),
+        len(validation_examples),
+        renderer.shortened,
+        dict(renderer.dropped),
+    )
     if not train_examples:
         raise InvalidInputError(
             f"no training record fits --max-seq-tokens {options.max_seq_tokens} "
@@ -370,7 +415,7 @@ def tune_generator(settings: Settings, options: TuneOptions) -> TuneResult:
     data = files.data_files()
     if options.log_candidates is not None:
         data.append(data_file(options.log_candidates))
-    latest = _prepare_work(work, _identity(base_sha, data, hyper), options, name)
+    latest = _prepare_work(work, _identity(base_sha, data, hyper))
 
     from peft import LoraConfig, get_peft_model
 
@@ -450,36 +495,10 @@ def tune_generator(settings: Settings, options: TuneOptions) -> TuneResult:
         "train_loss_by_step": [round(x, 4) for x in history],
     }
     eval_started = time.perf_counter()
-    if validation_examples:
-        from ..generator.transformers_backend import TransformersGenerator
-
-        generator = TransformersGenerator(
-            spec,
-            device=device,
-            quantization=precision,
-            max_context_tokens=settings.generator_max_context_tokens,
-            default_max_new_tokens=options.eval_max_new_tokens,
-            default_timeout_s=settings.generator_timeout_s,
-            loaded=(model, tokenizer),
-        )
-        metrics.update(
-            compare(
-                model,
-                generator,
-                validation_examples,
-                settings,
-                pad_id,
-                model.device,
-                options.eval_generate,
-                options.eval_max_new_tokens,
-            )
-        )
-        cautions = [
-            f"the tuned adapter is not better than the base on the held-out records: {why}"
-            for why in not_better(metrics)
-        ]
-    else:
-        cautions = ["no validation records: base vs tuned was not measured"]
+    evaluation, cautions = _evaluate(
+        model, tokenizer, spec, device, precision, settings, options, validation_examples
+    )
+    metrics.update(evaluation)
     for caution in cautions:
         print(f"WARNING: {caution}", file=sys.stderr)
 
