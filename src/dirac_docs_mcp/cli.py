@@ -577,8 +577,173 @@ def _add_tune_retriever(tune, common: argparse.ArgumentParser) -> None:
     """``tune retriever`` (issue 15): the dense model fine-tuned on the corpus."""
 
 
+def cmd_tune_generator(args: argparse.Namespace) -> int:
+    """A LoRA adapter of the answer model on RAFT records, evaluated base vs tuned."""
+    from .tuning.generator import TuneOptions, tune_generator
+
+    modules = tuple(m.strip() for m in (args.target_modules or "").split(",") if m.strip())
+    options = TuneOptions(
+        data=Path(args.data),
+        name=args.name,
+        base=args.base,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        lr=args.lr,
+        rank=args.rank,
+        alpha=args.alpha,
+        dropout=args.dropout,
+        target_modules=modules,
+        max_seq_tokens=args.max_seq_tokens,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        warmup_steps=args.warmup_steps,
+        val_share=args.val_share,
+        save_every=args.save_every,
+        seed=args.seed,
+        quantization=args.quantization,
+        device=args.device,
+        threads=args.threads,
+        eval_generate=args.eval_generate,
+        eval_max_new_tokens=args.eval_max_new_tokens,
+        log_candidates=Path(args.log_candidates) if args.log_candidates else None,
+        resume=args.resume,
+        force=args.force,
+        progress=not args.no_progress,
+    )
+    result = tune_generator(_settings(args), options)
+    manifest = result.manifest
+    if args.json:
+        print(json.dumps(manifest.to_json(), indent=1))
+        return 0
+    m, cost = manifest.metrics, manifest.cost
+    records = m["records"]
+    resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from else ""
+    per_step = f", {cost['seconds_per_step']} s/step" if cost["seconds_per_step"] else ""
+    print(f"adapter: {result.folder}")
+    print(
+        f"steps: {manifest.hyperparameters['steps']}{resumed} in {cost['train_seconds']:.0f} s"
+        f"{per_step} on {cost['device']}, peak RSS {cost['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"records: {records['train']} train, {records['validation']} validation "
+        f"({records['shortened_to_fit']} shortened to fit, dropped: {records['dropped'] or 0})"
+    )
+    if records.get("log_candidates"):
+        logged = records["log_candidates"]
+        print(
+            f"log candidates: {logged.get('kept', 0)} of {logged.get('read', 0)} questions "
+            f"answered by the pipeline and added to the training records"
+        )
+    print(f"train loss: {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}")
+    if "tuned_validation_loss" in m:
+        print(
+            f"validation loss: base {m['base_validation_loss']:.3f} -> tuned "
+            f"{m['tuned_validation_loss']:.3f}"
+        )
+    if "tuned_generation" in m:
+        base, tuned = m["base_generation"], m["tuned_generation"]
+        print(
+            f"generation check ({tuned['records']} records, cited answer or abstention as "
+            f"the answer tool's checks judge): base {base['right_share']:.2f} -> tuned "
+            f"{tuned['right_share']:.2f}"
+        )
+    print(f"serve it with: DIRAC_MCP_GENERATOR_ADAPTER=tuned:{manifest.name}")
+    return 0
+
+
+def cmd_tune_export(args: argparse.Namespace) -> int:
+    from .tuning.export import export_merged
+
+    folder = export_merged(
+        _settings(args), args.name, Path(args.out) if args.out else None, args.force
+    )
+    print(f"merged model: {folder}")
+    print(f"serve it with: DIRAC_MCP_GENERATOR_MODEL={folder}")
+    return 0
+
+
 def _add_tune_generator(tune, common: argparse.ArgumentParser) -> None:
     """``tune generator`` and ``tune export`` (issue 18): a LoRA adapter of the answer model."""
+    p = tune.add_parser(
+        "generator",
+        parents=[common],
+        help="a LoRA adapter of the answer model on 'qa export --format raft' records "
+        "(resumable; base vs tuned measured on the validation records)",
+    )
+    p.add_argument(
+        "--data", required=True, help="a RAFT export folder (train.jsonl ...) or a JSONL"
+    )
+    p.add_argument("--name", help="adapter name (default: <base>-<data folder>)")
+    p.add_argument("--base", help="base model (default: the generator_model setting)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the data (1)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (instead of --epochs)")
+    p.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (2e-4)")
+    p.add_argument("--rank", type=int, default=16, help="LoRA rank (16)")
+    p.add_argument("--alpha", type=int, help="LoRA alpha (default 2 x rank)")
+    p.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout (0.05)")
+    p.add_argument(
+        "--target-modules",
+        default="q_proj,k_proj,v_proj,o_proj",
+        help="comma-separated module names (default: the attention projections)",
+    )
+    p.add_argument(
+        "--max-seq-tokens",
+        type=int,
+        default=512,
+        help="longer records are re-rendered with shorter passages (512)",
+    )
+    p.add_argument("--batch-size", type=int, default=1, help="records per micro-batch (1)")
+    p.add_argument("--grad-accum", type=int, default=8, help="micro-batches per step (8)")
+    p.add_argument("--warmup-steps", type=int, help="default 5 %% of the steps, at most 20")
+    p.add_argument(
+        "--val-share",
+        type=float,
+        default=0.1,
+        help="held-out share when --data has no validation file (0.1, whole documents)",
+    )
+    p.add_argument("--save-every", type=int, default=25, help="checkpoint every N steps (25)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--quantization",
+        choices=("auto", "bf16", "fp32", "nf4"),
+        default="auto",
+        help="auto: bf16 where the CPU/GPU computes it natively, else fp32; nf4: QLoRA "
+        "(bitsandbytes, CUDA only)",
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, help="torch threads (default: generator_threads)")
+    p.add_argument(
+        "--eval-generate",
+        type=int,
+        default=8,
+        help="validation records answered by base and tuned for the generation check (8)",
+    )
+    p.add_argument("--eval-max-new-tokens", type=int, default=96, help="their token cap (96)")
+    p.add_argument(
+        "--log-candidates",
+        help="a 'log export' JSONL: its questions answered by the current answer_question "
+        "pipeline (the index and the base model), those it answers added to the training "
+        "records",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint of --name"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace an adapter of that name / start over"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the manifest")
+    p.set_defaults(func=cmd_tune_generator)
+
+    p = tune.add_parser(
+        "export",
+        parents=[common],
+        help="merge a tuned adapter into its base: a standalone model folder",
+    )
+    p.add_argument("name", help="the adapter's name (tuned:NAME)")
+    p.add_argument("--out", help="output folder (default: <data dir>/models/tuned/merged/NAME)")
+    p.add_argument("--force", action="store_true", help="replace an existing folder")
+    p.set_defaults(func=cmd_tune_export)
 
 
 def _query_log(settings: Settings, *, must_exist: bool = True):

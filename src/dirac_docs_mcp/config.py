@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         description="a built-in name (qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, smollm2-135m), "
         "a local Hugging Face model folder, or a .gguf file",
     )
+    generator_adapter: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="a LoRA adapter of generator_model made by 'dirac-docs-mcp tune generator': "
+        "tuned:<name> (under <data_dir>/models/tuned/adapter) or its folder. Refused when it "
+        "was trained on other base weights; unset (or empty) serves the base model again",
+    )
     generator_quantization: Literal["auto", "nf4", "int8", "bf16", "fp32"] = Field(
         default="auto",
         description="auto: 4-bit NF4 (bitsandbytes) on CUDA, dynamic int8 Linear layers on CPU",
@@ -383,6 +390,8 @@ class Settings(BaseSettings):
             self.query_log = self.data_dir / self.query_log.expanduser()  # absolute stays
         if self.dense2_model is not None and not self.dense2_model.strip():
             self.dense2_model = None
+        if self.generator_adapter is not None and not self.generator_adapter.strip():
+            self.generator_adapter = None  # DIRAC_MCP_GENERATOR_ADAPTER= rolls back
         # measured on the dev set (benchmarks/results/dense2_fusion_grid.json): beside the
         # stronger second model, MiniLM at half weight and a smaller k (three lists)
         if self.dense_weight is None:

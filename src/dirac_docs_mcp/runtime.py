@@ -57,12 +57,15 @@ class Runtime:
     def generator(self, model_name: str | None = None) -> Generator:
         """The generator for ``model_name`` (default: the ``generator_model`` setting), with
         the other generator settings; loaded on first use, one per model for the runtime's
-        life."""
+        life. ``generator_adapter`` belongs to ``generator_model``: another model (a judge)
+        is loaded without it."""
         from .generator.transformers_backend import GeneratorCache
 
         settings = self.settings
         if model_name and model_name != settings.generator_model:
-            settings = settings.model_copy(update={"generator_model": model_name})
+            settings = settings.model_copy(
+                update={"generator_model": model_name, "generator_adapter": None}
+            )
         with self._lock:
             if self._generators is None:
                 self._generators = GeneratorCache()

