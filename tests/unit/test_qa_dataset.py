@@ -23,8 +23,15 @@ from dirac_docs_mcp.tools.qa_export import (
     training_pairs,
 )
 from dirac_docs_mcp.tools.qa_gates import faithfulness
-from dirac_docs_mcp.tools.qa_kinds import choose_kinds, question_kind, vague_question
-from dirac_docs_mcp.tools.support import Passage, phrase_share
+from dirac_docs_mcp.tools.qa_kinds import (
+    choose_kinds,
+    chunk_subjects,
+    instruction_words,
+    plan_questions,
+    question_kind,
+    vague_question,
+)
+from dirac_docs_mcp.tools.support import Passage, echoes, phrase_share
 
 RSS = (
     "The Resource Status System (RSS) keeps the status of the grid resources. Its policies "
@@ -134,6 +141,49 @@ def test_kinds_are_chosen_from_what_the_chunk_contains():
     assert kinds.count("concept") <= 1 and {"config", "command"} <= set(kinds)
 
 
+def test_each_question_is_asked_about_a_name_the_chunk_holds():
+    subjects = chunk_subjects(COMMAND + "\n[diracuser@dirac-tuto]$ ls", "dirac-wms-job-submit")
+    assert subjects["command"] == ["dirac-wms-job-submit"]  # not the host dirac-tuto
+    assert subjects["flag"] == ["--File", "--JobGroup"]
+    # a command page: what the command does, then one of its flags (not a "What is …?")
+    first, second = plan_questions(COMMAND, 2, "dirac-wms-job-submit")
+    assert first.kind == second.kind == "command"
+    assert "dirac-wms-job-submit" in first.instruction and "--File" in second.instruction
+    # options from a table and Name = value lines; a default only where the chunk gives one
+    assert chunk_subjects(OPTIONS)["config"][:3] == [
+        "StalledTimeHours",
+        "FailedTimeHours",
+        "PollingTime",
+    ]
+    assert "default" in plan_questions(OPTIONS, 1)[0].instruction
+    no_defaults = "Name | Description | Example\nMaxQueueSize | queries at once | 10\n"
+    ask = plan_questions(no_defaults, 1)[0]
+    assert ask.kind == "config" and "MaxQueueSize" in ask.instruction
+    assert "default" not in ask.instruction
+    # prose naming components: "What does <component> do?", each question its own name
+    asks = plan_questions(PILOT, 2)
+    concepts = [a.instruction for a in asks if a.kind == "concept"]
+    assert concepts and all("SiteDirector" in c or "JobWrapper" in c for c in concepts)
+
+
+def test_a_config_question_needs_an_option_the_chunk_names():
+    prose = "The configuration is a tree of sections and options, the option values its leaves."
+    assert "config" not in choose_kinds(prose, 2)
+
+
+def test_a_question_echoing_the_instructions_is_caught():
+    assert echoes(
+        "What is a DIRAC component, service or agent the passage names?", instruction_words()
+    )
+    assert echoes(
+        "Which configuration option or parameter sets a behaviour the passage describes?",
+        instruction_words(),
+    )
+    assert not echoes(
+        "What does the --File option of dirac-wms-job-submit do?", instruction_words()
+    )
+
+
 @pytest.mark.parametrize(
     ("question", "asked", "kind"),
     [
@@ -154,6 +204,7 @@ def test_vague_questions_are_caught():
     assert vague_question("What does this agent do?")
     assert vague_question("How is it configured?")
     assert vague_question("What does the passage say about pilots?")
+    assert vague_question("What does a component do?")
     assert not vague_question("What does the StalledJobAgent do with stalled jobs?")
 
 
