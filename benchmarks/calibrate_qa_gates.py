@@ -1,18 +1,19 @@
 """Calibrate the Q-A faithfulness gate on hand labels, and measure each gate per model.
 
-Inputs: pairs files written by ``label_qa_pairs.py`` (every valid pair kept, with its
-verdicts) and ``benchmarks/data/qa_labels.jsonl`` (pair id -> faithful true/false, read
-against the chunk by a person). The gate's scores are recomputed from the chunk text in the
-index (so a new gate is calibrated without regenerating).
+Inputs: ``benchmarks/data/qa_labels.jsonl`` (each labelled pair with its question, answer,
+chunk id and faithful true/false, read against the chunk by a person) and, for the
+per-model table only, pairs files written by ``label_qa_pairs.py`` (every valid pair kept,
+with its verdicts). Every score is recomputed from the chunk text in the index (so a new
+gate is calibrated without regenerating, and the calibration needs only the committed
+labels and the index).
 
 Split: the labelled ids are shuffled with a fixed seed; the first ``--n-calibration``
 (100) choose the thresholds, the rest report precision and recall. The thresholds chosen
 maximise recall on the calibration part subject to precision >= ``--target-precision``
 (0.9); neighbouring thresholds are printed with their held-out figures.
 
-    python benchmarks/calibrate_qa_gates.py --pairs /tmp/qa14/pairs-0.5b.jsonl \
-        /tmp/qa14/pairs-1.5b.jsonl --labels benchmarks/data/qa_labels.jsonl \
-        --json benchmarks/results/qa14_calibration.json
+    python benchmarks/calibrate_qa_gates.py --labels benchmarks/data/qa_labels.jsonl \
+        --json benchmarks/results/qa14_calibration.json [--pairs PAIRS.jsonl ...]
 (index from DIRAC_MCP_DATA_DIR / DIRAC_MCP_INDEX_PATH)
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from dirac_docs_mcp.config import load_settings
 from dirac_docs_mcp.runtime import Runtime
-from dirac_docs_mcp.tools.qa_gates import faithfulness
+from dirac_docs_mcp.tools.qa_gates import faithfulness, grounding_score
 
 MISSING = (0, 1, 2, 99)
 WINDOW = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -44,18 +45,21 @@ def load_rows(paths: list[str]) -> list[dict]:
     return rows
 
 
-def chunk_texts(rows: list[dict]) -> dict[str, tuple[str, str]]:
+def chunk_texts(rows: list[dict]) -> dict[str, tuple[str, str, str]]:
+    """chunk id -> (text, context for the faithfulness gate, section)"""
     out = {}
     with Runtime(load_settings()) as runtime:
         for source in sorted({r["source"] for r in rows}):
             for chunk in runtime.store.chunks_of(source):
-                out[chunk.id] = (chunk.text, f"{chunk.section}\n{chunk.source}")
+                out[chunk.id] = (chunk.text, f"{chunk.section}\n{chunk.source}", chunk.section)
     return out
 
 
 def score(rows: list[dict], texts: dict) -> None:
     for r in rows:
-        text, context = texts[r["chunk_id"]]
+        text, context, section = texts[r["chunk_id"]]
+        # the old gate's score, as generate_qa_pairs computes it
+        r["grounding"] = round(grounding_score(r["answer"], f"{section}\n{text}"), 3)
         f = faithfulness(r["question"], r["answer"], text, context)
         r["_missing"], r["_window"], r["_phrase"] = len(f.missing), f.window_share, f.phrase_share
         r["_missing_list"] = f.missing
@@ -156,7 +160,9 @@ def model_table(rows: list[dict], labels: dict, t: tuple, k: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pairs", nargs="+", required=True)
+    parser.add_argument(
+        "--pairs", nargs="*", default=[], help="pairs files, for the per-model table only"
+    )
     parser.add_argument("--labels", default="benchmarks/data/qa_labels.jsonl")
     parser.add_argument("--n-calibration", type=int, default=100)
     parser.add_argument("--seed", type=int, default=14)
@@ -175,8 +181,10 @@ def main() -> int:
     labels = {x["id"]: bool(x["label"]) for x in label_rows if "id" in x}
     # pairs read while the gate's rules (not its thresholds) were designed
     design = {x["id"] for x in label_rows if x.get("seen_in_gate_design")}
-    score(rows, chunk_texts(rows))
-    labelled = [r for r in rows if r["id"] in labels]
+    labelled = [dict(x) for x in label_rows if "id" in x]
+    texts = chunk_texts(labelled + rows)
+    score(labelled, texts)
+    score(rows, texts)
     ids = sorted(r["id"] for r in labelled)
     random.Random(args.seed).shuffle(ids)
     n_cal = min(args.n_calibration, len(ids) * 2 // 3)
@@ -201,10 +209,17 @@ def main() -> int:
         }
         unseen = [r for r in test if r["id"] not in design]
         result["held_out_not_seen_in_gate_design"] = pr(unseen, labels, chosen) if unseen else None
+        # the held-out pairs of each generation run (model, prompts), for the product's
+        # default output (the latest 0.5B run) apart from the rest
+        result["held_out_by_run"] = {
+            run: pr([r for r in test if (r.get("run") or "?") == run], labels, chosen)
+            for run in sorted({r.get("run") or "?" for r in test})
+        }
         result["no_gate_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.0))
         result["old_grounding_0.7_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.7))
         result["specifics_only_held_out"] = pr(test, labels, (0, 0.0, 0.0, 0.0))
-        result["models"] = model_table(rows, labels, chosen, args.k)
+        if rows:
+            result["models"] = model_table(rows, labels, chosen, args.k)
     if args.write_rescored and chosen is not None:
         with open(args.write_rescored, "w", encoding="utf-8") as handle:
             for r in rows:
