@@ -145,6 +145,9 @@ def test_each_question_is_asked_about_a_name_the_chunk_holds():
     subjects = chunk_subjects(COMMAND + "\n[diracuser@dirac-tuto]$ ls", "dirac-wms-job-submit")
     assert subjects["command"] == ["dirac-wms-job-submit"]  # not the host dirac-tuto
     assert subjects["flag"] == ["--File", "--JobGroup"]
+    # a package in a command line, a flag named in prose: not what the chunk describes
+    other = chunk_subjects("mamba create -c conda-forge dirac-grid\nbuilt from --help output")
+    assert other["command"] == [] and other["flag"] == []
     # a command page: what the command does, then one of its flags (not a "What is …?")
     first, second = plan_questions(COMMAND, 2, "dirac-wms-job-submit")
     assert first.kind == second.kind == "command"

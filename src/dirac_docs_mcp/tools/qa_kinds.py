@@ -160,8 +160,11 @@ def choose_kinds(text: str, pairs: int) -> list[str]:
 _COMMAND_NAME = re.compile(
     r"(?<![\w/.@-])(?<!--host )dirac-[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w.-]*\.\w)(?![\w\]-])"
 )
-# a long flag as a command's help lists it ("  -N --Name <value>  : ...")
-_FLAG_NAME = re.compile(r"(?:(?<=\s)|^)(--[A-Za-z][\w-]+)", re.MULTILINE)
+# a long flag as a command's help lists it ("  -N --Name <value>  : ..."), at a line's start:
+# a flag named in prose ("generated from --help at docs build time") is not described there
+_FLAG_NAME = re.compile(r"^\s*(?:-\w,?\s+)?(--[A-Za-z][\w-]+)", re.MULTILINE)
+# flags every command has, which its page does not describe
+_COMMON_FLAGS = frozenset({"--help", "--version"})
 _ENV_VAR = re.compile(r"(?<![\w$<])[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9](?![\w])")
 _ASSIGNED_NAME = re.compile(r"^\s*([A-Za-z<][\w./<>-]*)\s*=\s*\S", re.MULTILINE)
 _FIRST_CELL = re.compile(r"^\s*\|?\s*([A-Za-z<][\w./<>-]*)\s*\|", re.MULTILINE)
@@ -215,7 +218,11 @@ def chunk_subjects(text: str, section: str = "") -> dict[str, list[str]]:
     cells of table rows, environment variables), and its components (CamelCase names that
     are not options)."""
     text = text or ""
-    commands = _ranked(_COMMAND_NAME.findall(section or "") * 2 + _COMMAND_NAME.findall(text), text)
+    commands = _ranked(
+        _COMMAND_NAME.findall(section or "") * 2
+        + [n for n in _COMMAND_NAME.findall(text) if _run_as_command(n, text)],
+        text,
+    )
     raw_options = _ASSIGNED_NAME.findall(text) + _FIRST_CELL.findall(text) + _ENV_VAR.findall(text)
     options = _ranked([n for n in map(_option_name, raw_options) if n], text)
     components = _ranked(
@@ -226,8 +233,21 @@ def chunk_subjects(text: str, section: str = "") -> dict[str, list[str]]:
         ],
         text,
     )
-    flags = _ranked([f for f in _FLAG_NAME.findall(text) if len(f) > 2], text)
+    flags = _ranked(
+        [f for f in _FLAG_NAME.findall(text) if len(f) > 3 and f not in _COMMON_FLAGS], text
+    )
     return {"command": commands, "flag": flags, "config": options, "concept": components}
+
+
+def _run_as_command(name: str, text: str) -> bool:
+    """Whether ``name`` is shown as a command: at a line's start or after a shell prompt
+    (``$ ``, ``> ``), in backticks, or followed by a flag. Not a package name in a command
+    line ("conda-forge dirac-grid") or prose mentioning it."""
+    quoted = re.escape(name)
+    return bool(
+        re.search(rf"(?:^\s*|[$>]\s+|`){quoted}(?![\w-])", text, re.MULTILINE)
+        or re.search(rf"(?<![\w-]){quoted}\s+--?[A-Za-z]", text)
+    )
 
 
 def states_default(text: str, option: str) -> bool:
