@@ -148,6 +148,13 @@ def test_each_question_is_asked_about_a_name_the_chunk_holds():
     # a package in a command line, a flag named in prose: not what the chunk describes
     other = chunk_subjects("mamba create -c conda-forge dirac-grid\nbuilt from --help output")
     assert other["command"] == [] and other["flag"] == []
+    # a --flag but no command to be about: no command question ("What is a command?")
+    assert "command" not in choose_kinds("mamba create --name my-env -c conda-forge x", 2)
+    # a command page listing arguments, no flags: its second question is about an argument
+    page = "Retrieve metadata for a PFN\n\n## Arguments\n\n  PFN:      Physical File Name\n"
+    asks = plan_questions(page, 2, "dirac-dms-pfn-metadata")
+    assert [a.kind for a in asks] == ["command", "command"]
+    assert "PFN argument of dirac-dms-pfn-metadata" in asks[1].instruction
     # a command page: what the command does, then one of its flags (not a "What is …?")
     first, second = plan_questions(COMMAND, 2, "dirac-wms-job-submit")
     assert first.kind == second.kind == "command"

@@ -56,6 +56,7 @@ SUBJECT_INSTRUCTIONS = {
     "config": "a question about what the option {subject} sets",
     "command": "a question about what the command {subject} does",
     "flag": "a question about what the {subject} option of {command} does",
+    "argument": "a question about what the {subject} argument of {command} is",
     "concept": 'a "What does {subject} do?" question',
 }
 # a config question may ask for a default only where the chunk gives the option one
@@ -116,19 +117,27 @@ _STEPS = re.compile(
 )
 
 
-def kind_scores(text: str) -> dict[str, float]:
+def kind_scores(text: str, section: str = "") -> dict[str, float]:
     """How strongly the chunk invites each kind (0 = not at all). A config question needs
     an option the chunk names: told to ask about "which option sets a behaviour" of a chunk
     that names none, the 0.5B echoed the instruction or invented an option."""
     text = text or ""
-    options = chunk_subjects(text)["config"]
+    subjects = chunk_subjects(text, section)
+    options = subjects["config"]
     config = 2 * len(_ASSIGNMENT.findall(text)) + len(_CONFIG_WORDS.findall(text))
     if _TABLE_ROW.search(text):
         # an option table ("Name | Description | Example"): each option named counts
         config += 2 + len(options)
     return {
         "config": float(config if config >= 3 and options else 0),
-        "command": float(len(_COMMAND.findall(text)) * 2),
+        # a command question needs a dirac-* command to be about: told to ask "what a
+        # command does" of a chunk with a --flag but no command, the 0.5B asked "What is a
+        # command in DIRAC?"
+        "command": float(
+            (len(_COMMAND.findall(text)) + 2 * bool(_COMMAND_NAME.search(section or ""))) * 2
+            if subjects["command"]
+            else 0
+        ),
         "troubleshooting": float(
             len(_TROUBLE.findall(text)) if len(_TROUBLE.findall(text)) >= 2 else 0
         ),
@@ -137,10 +146,10 @@ def kind_scores(text: str) -> dict[str, float]:
     }
 
 
-def choose_kinds(text: str, pairs: int) -> list[str]:
+def choose_kinds(text: str, pairs: int, section: str = "") -> list[str]:
     """One kind per requested pair: the kinds the chunk invites, best first, concept as the
     filler (asked at most once unless nothing else scores)."""
-    scores = kind_scores(text)
+    scores = kind_scores(text, section)
     ranked = [
         k for k in sorted(KINDS, key=lambda k: (-scores[k], KINDS.index(k))) if k != "concept"
     ]
@@ -163,6 +172,9 @@ _COMMAND_NAME = re.compile(
 # a long flag as a command's help lists it ("  -N --Name <value>  : ..."), at a line's start:
 # a flag named in prose ("generated from --help at docs build time") is not described there
 _FLAG_NAME = re.compile(r"^\s*(?:-\w,?\s+)?(--[A-Za-z][\w-]+)", re.MULTILINE)
+# a command page's "## Arguments" list ("  PFN:      Physical File Name")
+_ARGUMENTS = re.compile(r"^#*\s*Arguments\b", re.MULTILINE)
+_ARGUMENT_NAME = re.compile(r"^\s{2,}([A-Za-z][\w<>-]*):\s+\S", re.MULTILINE)
 # flags every command has, which its page does not describe
 _COMMON_FLAGS = frozenset({"--help", "--version"})
 _ENV_VAR = re.compile(r"(?<![\w$<])[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9](?![\w])")
@@ -236,7 +248,14 @@ def chunk_subjects(text: str, section: str = "") -> dict[str, list[str]]:
     flags = _ranked(
         [f for f in _FLAG_NAME.findall(text) if len(f) > 3 and f not in _COMMON_FLAGS], text
     )
-    return {"command": commands, "flag": flags, "config": options, "concept": components}
+    arguments = _ranked(_ARGUMENT_NAME.findall(text), text) if _ARGUMENTS.search(text) else []
+    return {
+        "command": commands,
+        "flag": flags,
+        "argument": arguments,
+        "config": options,
+        "concept": components,
+    }
 
 
 def _run_as_command(name: str, text: str) -> bool:
@@ -278,21 +297,24 @@ def plan_questions(text: str, pairs: int, section: str = "") -> list[Ask]:
     holds where it has one (a second question of the same kind takes the next name), the
     generic instruction otherwise; a default is asked for only where the chunk gives the
     option one. A command's second question (or the filler concept question of a command
-    page with no component to ask about) is about one of its flags."""
+    page with no component to ask about) is about one of its flags or arguments."""
     subjects = chunk_subjects(text, section)
-    commands, flags = subjects["command"], subjects["flag"]
+    commands = subjects["command"]
+    flags = [("flag", f) for f in subjects["flag"]] + [
+        ("argument", a) for a in subjects["argument"]
+    ]
     used: dict[str, int] = {}
     asks = []
-    for kind in choose_kinds(text, pairs):
+    for kind in choose_kinds(text, pairs, section):
         n = used.get(kind, 0)
         names = subjects.get(kind, [])
         wants_flag = (kind == "command" and n >= 1) or (
             kind == "concept" and (n >= len(names) or "command" in used)
         )
         if wants_flag and commands and used.get("flag", 0) < len(flags):
-            flag = flags[used.get("flag", 0)]
+            what, flag = flags[used.get("flag", 0)]
             used["flag"] = used.get("flag", 0) + 1
-            instruction = SUBJECT_INSTRUCTIONS["flag"].format(subject=flag, command=commands[0])
+            instruction = SUBJECT_INSTRUCTIONS[what].format(subject=flag, command=commands[0])
             asks.append(Ask("command", instruction))
             continue
         used[kind] = n + 1
