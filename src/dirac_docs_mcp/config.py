@@ -247,6 +247,14 @@ class Settings(BaseSettings):
         description="faithfulness gate: share of the answer's content-word bigrams that occur "
         "as bigrams in the chunk",
     )
+    qa_min_anchored_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="faithfulness gate: every answer sentence needs this share of its and the "
+        "question's content words together in a few consecutive chunk sentences (said about "
+        "what was asked, not copied from elsewhere in the chunk)",
+    )
     qa_judge_model: str | None = Field(
         default=None,
         description="faithfulness gate: a generator whose yes-probability that the chunk "

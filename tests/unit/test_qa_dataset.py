@@ -341,3 +341,47 @@ def test_default_must_be_said_next_to_the_supporting_line():
         "What is the default value of EnableAutoMerge?", "EnableAutoMerge is false by default.", cfg
     )
     assert near.missing == []
+
+
+def test_a_default_is_said_of_the_value_the_answer_gives():
+    cfg = (
+        "- By default, the WorkflowTaskAgent treats all the DataProcessing transformations\n"
+        "- An example of working configuration:\n\nTransformations\n{\n"
+        "  DataProcessing = MCSimulation\n}\n"
+        "# Specify the log level of the job execution: INFO (default), DEBUG, VERBOSE\n"
+        "j.setLogLevel('DEBUG')"
+    )
+    # the example's value called the default, "default" being elsewhere in the chunk
+    example = faithfulness(
+        "What is the default DataProcessing transformation?",
+        "The default DataProcessing transformation is MCSimulation.",
+        cfg,
+    )
+    assert example.missing == ["default"]
+    # "INFO (default), DEBUG": the bracket belongs to INFO
+    wrong = faithfulness("What is the default log level?", "The default log level is DEBUG.", cfg)
+    assert wrong.missing == ["default"]
+    right = faithfulness("What is the default log level?", "The default log level is INFO.", cfg)
+    assert right.missing == []
+    # a name holding the word is not a status claim
+    group = faithfulness(
+        "What does DefaultGroup set?", "DefaultGroup = dirac_user", "DefaultGroup = dirac_user"
+    )
+    assert group.missing == []
+
+
+def test_a_sentence_copied_from_elsewhere_in_the_chunk_is_not_anchored():
+    ces = (
+        "The SSHComputingElement submits pilots through an SSH tunnel to computing clusters.\n"
+        "## Dealing with the Cloud resources\n"
+        "The CloudComputingElement allows submission to cloud sites using libcloud.\n"
+        "The instances are contextualised using cloud-init."
+    )
+    q = "How do I submit a pilot to a computing cluster using SSH?"
+    on_topic = faithfulness(q, "Use the SSHComputingElement, through an SSH tunnel.", ces)
+    copied = faithfulness(
+        q, "Use the SSHComputingElement. The instances are contextualised using cloud-init.", ces
+    )
+    # both sentences are in the chunk word for word, but the second is about the cloud CEs
+    assert copied.window_share == 1.0
+    assert copied.anchored_share < 0.7 <= on_topic.anchored_share

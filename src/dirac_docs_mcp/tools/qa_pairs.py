@@ -251,6 +251,7 @@ def generate_qa_pairs(
         "max_missing_specifics": settings.qa_max_missing_specifics,
         "min_window_share": settings.qa_min_window_share,
         "min_phrase_share": settings.qa_min_phrase_share,
+        "min_anchored_share": settings.qa_min_anchored_share,
         "judge_model": settings.qa_judge_model,
         "min_p_supported": settings.qa_min_p_supported,
         "roundtrip_k": settings.qa_roundtrip_k,
@@ -354,6 +355,7 @@ def generate_qa_pairs(
                         settings.qa_max_missing_specifics,
                         settings.qa_min_window_share,
                         settings.qa_min_phrase_share,
+                        settings.qa_min_anchored_share,
                     ) and (p_supported is None or p_supported >= settings.qa_min_p_supported)
                     counts.grounded += int(grounded)
                     counts.faithful += int(grounded and faithful)
@@ -377,6 +379,7 @@ def generate_qa_pairs(
                         specifics_missing=faith.missing,
                         window_share=round(faith.window_share, 3),
                         phrase_share=round(faith.phrase_share, 3),
+                        anchored_share=round(faith.anchored_share, 3),
                         p_supported=None if p_supported is None else round(p_supported, 4),
                         faithful=faithful,
                         kept=grounded and faithful,
