@@ -36,6 +36,9 @@ MISSING = (0, 1, 2, 99)
 WINDOW = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 PHRASE = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 GROUNDING = (0.0, 0.5, 0.6, 0.7, 0.8)
+ANCHORED = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
+GRIDS = (MISSING, WINDOW, PHRASE, GROUNDING, ANCHORED)
+NO_GATE = (99, 0.0, 0.0, 0.0, 0.0)
 
 
 def load_rows(paths: list[str]) -> list[dict]:
@@ -62,12 +65,25 @@ def score(rows: list[dict], texts: dict) -> None:
         r["grounding"] = round(grounding_score(r["answer"], f"{section}\n{text}"), 3)
         f = faithfulness(r["question"], r["answer"], text, context)
         r["_missing"], r["_window"], r["_phrase"] = len(f.missing), f.window_share, f.phrase_share
+        r["_anchored"] = f.anchored_share
         r["_missing_list"] = f.missing
 
 
+def run_of(r: dict) -> str:
+    """The generation run a labelled pair comes from: its sample and prompts, and model."""
+    model = r.get("model", "?").split("/")[-1].split("@")[0]
+    return f"{r.get('run') or '?'} {model}"
+
+
 def passes(r: dict, t: tuple) -> bool:
-    m, w, p, g = t
-    return r["_missing"] <= m and r["_window"] >= w and r["_phrase"] >= p and r["grounding"] >= g
+    m, w, p, g, a = t
+    return (
+        r["_missing"] <= m
+        and r["_window"] >= w
+        and r["_phrase"] >= p
+        and r["grounding"] >= g
+        and r["_anchored"] >= a
+    )
 
 
 def pr(rows: list[dict], labels: dict, t: tuple) -> dict:
@@ -83,22 +99,30 @@ def pr(rows: list[dict], labels: dict, t: tuple) -> dict:
     }
 
 
-def choose(rows: list[dict], labels: dict, target: float) -> tuple:
-    best, best_key = None, None
-    for t in itertools.product(MISSING, WINDOW, PHRASE, GROUNDING):
+def choose(rows: list[dict], labels: dict, target: float, min_recall: float) -> tuple:
+    """The thresholds with the most recall at precision >= ``target``; when none reaches
+    it, the most precision at recall >= ``min_recall`` (and say so)."""
+    best, best_key, fallback, fallback_key = None, None, None, None
+    for t in itertools.product(*GRIDS):
         f = pr(rows, labels, t)
-        if f["precision"] is None or f["precision"] < target:
+        if f["precision"] is None:
             continue
-        # most recall, then most precision, then the loosest thresholds
-        key = (f["recall"], f["precision"], t[0], -t[1], -t[2], -t[3])
-        if best_key is None or key > best_key:
-            best, best_key = t, key
-    return best
+        loose = (t[0], -t[1], -t[2], -t[3], -t[4])  # ties: the loosest thresholds
+        if f["precision"] >= target:
+            # most recall, then most precision, then the loosest thresholds
+            key = (f["recall"], f["precision"], *loose)
+            if best_key is None or key > best_key:
+                best, best_key = t, key
+        if f["recall"] >= min_recall:
+            key = (f["precision"], f["recall"], *loose)
+            if fallback_key is None or key > fallback_key:
+                fallback, fallback_key = t, key
+    return (best, True) if best is not None else (fallback, False)
 
 
 def neighbours(t: tuple) -> list[tuple]:
     out = []
-    for axis, grid in enumerate((MISSING, WINDOW, PHRASE, GROUNDING)):
+    for axis, grid in enumerate(GRIDS):
         i = grid.index(t[axis])
         for j in (i - 1, i + 1):
             if 0 <= j < len(grid):
@@ -116,7 +140,7 @@ def model_table(rows: list[dict], labels: dict, t: tuple, k: int) -> dict:
     out = {}
     for model in sorted({r["model"] for r in rows}):
         mine = [r for r in rows if r["model"] == model]
-        faithful = [r for r in mine if passes(r, (t[0], t[1], t[2], 0.0))]
+        faithful = [r for r in mine if passes(r, (t[0], t[1], t[2], 0.0, t[4]))]
         grounded = [r for r in mine if r["grounding"] >= 0.7]
         rt = [r for r in mine if r.get("roundtrip_rank") is not None and r["roundtrip_rank"] <= k]
         kept = [r for r in faithful if r in rt and r["grounding"] >= t[3]]
@@ -167,6 +191,12 @@ def main() -> int:
     parser.add_argument("--n-calibration", type=int, default=100)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--target-precision", type=float, default=0.9)
+    parser.add_argument(
+        "--min-recall",
+        type=float,
+        default=0.6,
+        help="when no thresholds reach the target precision: the most precise with this recall",
+    )
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--json", default=None)
     parser.add_argument(
@@ -191,14 +221,16 @@ def main() -> int:
     cal_ids, test_ids = set(ids[:n_cal]), set(ids[n_cal:])
     cal = [r for r in labelled if r["id"] in cal_ids]
     test = [r for r in labelled if r["id"] in test_ids]
-    chosen = choose(cal, labels, args.target_precision)
+    chosen, target_met = choose(cal, labels, args.target_precision, args.min_recall)
     result: dict = {
         "labelled": len(labelled),
         "calibration": len(cal),
         "held_out": len(test),
         "faithful_share_labelled": round(sum(labels[r["id"]] for r in labelled) / len(labelled), 3),
-        "axes": "(max_missing_specifics, min_window_share, min_phrase_share, min_grounding)",
+        "axes": "(max_missing_specifics, min_window_share, min_phrase_share, min_grounding, "
+        "min_anchored_share)",
         "chosen": chosen,
+        "target_precision_met_on_calibration": target_met,
     }
     if chosen is not None:
         result["calibration_figures"] = pr(cal, labels, chosen)
@@ -212,23 +244,24 @@ def main() -> int:
         # the held-out pairs of each generation run (model, prompts), for the product's
         # default output (the latest 0.5B run) apart from the rest
         result["held_out_by_run"] = {
-            run: pr([r for r in test if (r.get("run") or "?") == run], labels, chosen)
-            for run in sorted({r.get("run") or "?" for r in test})
+            run: pr([r for r in test if run_of(r) == run], labels, chosen)
+            for run in sorted({run_of(r) for r in test})
         }
-        result["no_gate_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.0))
-        result["old_grounding_0.7_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.7))
-        result["specifics_only_held_out"] = pr(test, labels, (0, 0.0, 0.0, 0.0))
+        result["no_gate_held_out"] = pr(test, labels, NO_GATE)
+        result["old_grounding_0.7_held_out"] = pr(test, labels, (99, 0.0, 0.0, 0.7, 0.0))
+        result["specifics_only_held_out"] = pr(test, labels, (0, 0.0, 0.0, 0.0, 0.0))
         if rows:
             result["models"] = model_table(rows, labels, chosen, args.k)
     if args.write_rescored and chosen is not None:
         with open(args.write_rescored, "w", encoding="utf-8") as handle:
             for r in rows:
-                faithful = passes(r, (chosen[0], chosen[1], chosen[2], 0.0))
+                faithful = passes(r, (chosen[0], chosen[1], chosen[2], 0.0, chosen[4]))
                 roundtrip = r.get("roundtrip_rank") is not None
                 r["faithful"] = faithful
                 r["specifics_missing"] = r["_missing_list"]
                 r["window_share"] = round(r["_window"], 3)
                 r["phrase_share"] = round(r["_phrase"], 3)
+                r["anchored_share"] = round(r["_anchored"], 3)
                 r["kept"] = faithful and roundtrip and r["grounding"] >= chosen[3]
                 r["settings"] = {
                     **r.get("settings", {}),
@@ -236,6 +269,7 @@ def main() -> int:
                     "min_window_share": chosen[1],
                     "min_phrase_share": chosen[2],
                     "min_grounding": chosen[3],
+                    "min_anchored_share": chosen[4],
                     "rescored_by": "benchmarks/calibrate_qa_gates.py",
                 }
                 clean = {k: v for k, v in r.items() if not k.startswith("_")}
