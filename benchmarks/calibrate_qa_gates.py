@@ -10,7 +10,9 @@ labels and the index).
 Split: the labelled ids are shuffled with a fixed seed; the first ``--n-calibration``
 (100) choose the thresholds, the rest report precision and recall. The thresholds chosen
 maximise recall on the calibration part subject to precision >= ``--target-precision``
-(0.9); neighbouring thresholds are printed with their held-out figures.
+(0.9); neighbouring thresholds are printed with their held-out figures. With
+``--judge-scores`` (from ``judge_qa_labels.py``) a judge model's threshold is chosen the
+same way, alone and on top of the lexical gate.
 
     python benchmarks/calibrate_qa_gates.py --labels benchmarks/data/qa_labels.jsonl \
         --json benchmarks/results/qa14_calibration.json [--pairs PAIRS.jsonl ...]
@@ -120,6 +122,58 @@ def choose(rows: list[dict], labels: dict, target: float, min_recall: float) -> 
     return (best, True) if best is not None else (fallback, False)
 
 
+JUDGE = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9)
+
+
+def judge_report(
+    cal: list[dict], test: list[dict], labels: dict, scores: dict, lexical: tuple, args
+) -> dict:
+    """Does a judge's P(supported) add to the lexical gate? Its threshold is chosen on the
+    calibration part (alone, and on top of the chosen lexical thresholds) by the same rule
+    as the lexical ones; the held-out figures follow."""
+
+    def figures(rows: list[dict], threshold: float, with_lexical: bool) -> dict:
+        kept = [
+            r
+            for r in rows
+            if scores[r["id"]] >= threshold and (not with_lexical or passes(r, lexical))
+        ]
+        good = sum(1 for r in rows if labels[r["id"]])
+        tp = sum(1 for r in kept if labels[r["id"]])
+        return {
+            "kept": len(kept),
+            "precision": round(tp / len(kept), 3) if kept else None,
+            "recall": round(tp / good, 3) if good else None,
+        }
+
+    def pick(with_lexical: bool) -> float:
+        grid = [(t, figures(cal, t, with_lexical)) for t in JUDGE]
+        grid = [(t, f) for t, f in grid if f["precision"] is not None]
+        met = [
+            (f["recall"], f["precision"], -t, t)
+            for t, f in grid
+            if f["precision"] >= args.target_precision
+        ]
+        if met:
+            return max(met)[3]
+        near = [
+            (f["precision"], f["recall"], -t, t) for t, f in grid if f["recall"] >= args.min_recall
+        ]
+        return max(near)[3] if near else 0.0
+
+    out: dict = {
+        "calibration_alone": {str(t): figures(cal, t, False) for t in JUDGE},
+    }
+    for name, with_lexical in (("alone", False), ("on_top_of_lexical", True)):
+        t = pick(with_lexical)
+        out[name] = {
+            "threshold": t,
+            "calibration": figures(cal, t, with_lexical),
+            "held_out": figures(test, t, with_lexical),
+        }
+    return out
+
+
 def neighbours(t: tuple) -> list[tuple]:
     out = []
     for axis, grid in enumerate(GRIDS):
@@ -200,6 +254,12 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--json", default=None)
     parser.add_argument(
+        "--judge-scores",
+        nargs="*",
+        default=[],
+        help="files written by judge_qa_labels.py: report what each judge adds",
+    )
+    parser.add_argument(
         "--write-rescored",
         default=None,
         help="write every pair again with faithful/kept recomputed at the chosen thresholds",
@@ -252,6 +312,11 @@ def main() -> int:
         result["specifics_only_held_out"] = pr(test, labels, (0, 0.0, 0.0, 0.0, 0.0))
         if rows:
             result["models"] = model_table(rows, labels, chosen, args.k)
+        for path in args.judge_scores:
+            scores = json.loads(Path(path).read_text())
+            result.setdefault("judges", {})[Path(path).stem] = judge_report(
+                cal, test, labels, scores, chosen, args
+            )
     if args.write_rescored and chosen is not None:
         with open(args.write_rescored, "w", encoding="utf-8") as handle:
             for r in rows:
