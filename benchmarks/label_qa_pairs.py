@@ -36,6 +36,11 @@ def main() -> int:
     parser.add_argument("--output", required=True, help="pairs JSONL")
     parser.add_argument("--pool", required=True, help="pairs + chunk text, for labelling")
     parser.add_argument("--json", default=None, help="write the run's report here")
+    parser.add_argument(
+        "--labels",
+        default="benchmarks/data/qa_labels.jsonl",
+        help="labels so far: the run reports how many of its chunks they already cover",
+    )
     args = parser.parse_args()
 
     overrides: dict = {"qa_keep_rejected": True}
@@ -62,6 +67,10 @@ def main() -> int:
             on_progress=progress,
         )
         chunks = {c.id: c for c in select_chunks(runtime, selection)[0]}
+    labelled = set()
+    if Path(args.labels).is_file():
+        lines = Path(args.labels).read_text().splitlines()
+        labelled = {json.loads(line)["chunk_id"] for line in lines if line.strip()}
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     with open(args.pool, "w", encoding="utf-8") as handle:
         for row in rows:
@@ -69,6 +78,8 @@ def main() -> int:
             row["chunk_text"] = chunk.text if chunk else None
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     figures = report.model_dump(exclude={"samples"})
+    # a new labelling run should draw chunks not labelled before (another seed)
+    figures["chunks_already_labelled"] = len(labelled & set(chunks))
     print(json.dumps(figures, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")

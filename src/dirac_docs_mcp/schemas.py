@@ -212,6 +212,11 @@ class QAPair(BaseModel):
     phrase_share: float | None = Field(
         default=None, description="share of the answer's content-word bigrams in the chunk"
     )
+    anchored_share: float | None = Field(
+        default=None,
+        description="lowest answer-sentence share of its and the question's content words "
+        "together in a chunk window",
+    )
     p_supported: float | None = Field(default=None, description="judge P(chunk supports answer)")
     faithful: bool | None = Field(default=None, description="the faithfulness gate's verdict")
     roundtrip_rank: int | None = Field(

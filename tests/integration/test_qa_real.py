@@ -30,6 +30,7 @@ OPEN = {
     "qa_max_missing_specifics": 20,
     "qa_min_window_share": 0.0,
     "qa_min_phrase_share": 0.0,
+    "qa_min_anchored_share": 0.0,
     "qa_roundtrip_drop": False,
 }
 
@@ -343,12 +344,14 @@ def test_keep_rejected_records_every_verdict_and_the_judge(fixture_index, tmp_pa
     for pair in rows:
         assert pair.kind in (*KINDS, "other") and pair.asked_kind in KINDS
         assert pair.window_share is not None and pair.phrase_share is not None
+        assert pair.anchored_share is not None
         assert pair.roundtrip_k == 5
         assert pair.p_supported is not None and 0.0 <= pair.p_supported <= 1.0
         gates = (
             not pair.specifics_missing
             and pair.window_share >= settings.qa_min_window_share
             and pair.phrase_share >= settings.qa_min_phrase_share
+            and pair.anchored_share >= settings.qa_min_anchored_share
         )
         assert pair.faithful == gates
         assert pair.kept == (gates and pair.roundtrip_rank is not None)

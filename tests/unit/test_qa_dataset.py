@@ -23,8 +23,15 @@ from dirac_docs_mcp.tools.qa_export import (
     training_pairs,
 )
 from dirac_docs_mcp.tools.qa_gates import faithfulness
-from dirac_docs_mcp.tools.qa_kinds import choose_kinds, question_kind, vague_question
-from dirac_docs_mcp.tools.support import Passage, phrase_share
+from dirac_docs_mcp.tools.qa_kinds import (
+    choose_kinds,
+    chunk_subjects,
+    instruction_words,
+    plan_questions,
+    question_kind,
+    vague_question,
+)
+from dirac_docs_mcp.tools.support import Passage, echoes, phrase_share
 
 RSS = (
     "The Resource Status System (RSS) keeps the status of the grid resources. Its policies "
@@ -134,6 +141,59 @@ def test_kinds_are_chosen_from_what_the_chunk_contains():
     assert kinds.count("concept") <= 1 and {"config", "command"} <= set(kinds)
 
 
+def test_each_question_is_asked_about_a_name_the_chunk_holds():
+    subjects = chunk_subjects(COMMAND + "\n[diracuser@dirac-tuto]$ ls", "dirac-wms-job-submit")
+    assert subjects["command"] == ["dirac-wms-job-submit"]  # not the host dirac-tuto
+    assert subjects["flag"] == ["--File", "--JobGroup"]
+    # a package in a command line, a flag named in prose: not what the chunk describes
+    other = chunk_subjects("mamba create -c conda-forge dirac-grid\nbuilt from --help output")
+    assert other["command"] == [] and other["flag"] == []
+    # a --flag but no command to be about: no command question ("What is a command?")
+    assert "command" not in choose_kinds("mamba create --name my-env -c conda-forge x", 2)
+    # a command page listing arguments, no flags: its second question is about an argument
+    page = "Retrieve metadata for a PFN\n\n## Arguments\n\n  PFN:      Physical File Name\n"
+    asks = plan_questions(page, 2, "dirac-dms-pfn-metadata")
+    assert [a.kind for a in asks] == ["command", "command"]
+    assert "PFN argument of dirac-dms-pfn-metadata" in asks[1].instruction
+    # a command page: what the command does, then one of its flags (not a "What is …?")
+    first, second = plan_questions(COMMAND, 2, "dirac-wms-job-submit")
+    assert first.kind == second.kind == "command"
+    assert "dirac-wms-job-submit" in first.instruction and "--File" in second.instruction
+    # options from a table and Name = value lines; a default only where the chunk gives one
+    assert chunk_subjects(OPTIONS)["config"][:3] == [
+        "StalledTimeHours",
+        "FailedTimeHours",
+        "PollingTime",
+    ]
+    assert "default" in plan_questions(OPTIONS, 1)[0].instruction
+    no_defaults = "Name | Description | Example\nMaxQueueSize | queries at once | 10\n"
+    ask = plan_questions(no_defaults, 1)[0]
+    assert ask.kind == "config" and "MaxQueueSize" in ask.instruction
+    assert "default" not in ask.instruction
+    # prose naming components: "What does <component> do?", each question its own name
+    asks = plan_questions(PILOT, 2)
+    concepts = [a.instruction for a in asks if a.kind == "concept"]
+    assert concepts and all("SiteDirector" in c or "JobWrapper" in c for c in concepts)
+
+
+def test_a_config_question_needs_an_option_the_chunk_names():
+    prose = "The configuration is a tree of sections and options, the option values its leaves."
+    assert "config" not in choose_kinds(prose, 2)
+
+
+def test_a_question_echoing_the_instructions_is_caught():
+    assert echoes(
+        "What is a DIRAC component, service or agent the passage names?", instruction_words()
+    )
+    assert echoes(
+        "Which configuration option or parameter sets a behaviour the passage describes?",
+        instruction_words(),
+    )
+    assert not echoes(
+        "What does the --File option of dirac-wms-job-submit do?", instruction_words()
+    )
+
+
 @pytest.mark.parametrize(
     ("question", "asked", "kind"),
     [
@@ -154,6 +214,7 @@ def test_vague_questions_are_caught():
     assert vague_question("What does this agent do?")
     assert vague_question("How is it configured?")
     assert vague_question("What does the passage say about pilots?")
+    assert vague_question("What does a component do?")
     assert not vague_question("What does the StalledJobAgent do with stalled jobs?")
 
 
@@ -280,3 +341,47 @@ def test_default_must_be_said_next_to_the_supporting_line():
         "What is the default value of EnableAutoMerge?", "EnableAutoMerge is false by default.", cfg
     )
     assert near.missing == []
+
+
+def test_a_default_is_said_of_the_value_the_answer_gives():
+    cfg = (
+        "- By default, the WorkflowTaskAgent treats all the DataProcessing transformations\n"
+        "- An example of working configuration:\n\nTransformations\n{\n"
+        "  DataProcessing = MCSimulation\n}\n"
+        "# Specify the log level of the job execution: INFO (default), DEBUG, VERBOSE\n"
+        "j.setLogLevel('DEBUG')"
+    )
+    # the example's value called the default, "default" being elsewhere in the chunk
+    example = faithfulness(
+        "What is the default DataProcessing transformation?",
+        "The default DataProcessing transformation is MCSimulation.",
+        cfg,
+    )
+    assert example.missing == ["default"]
+    # "INFO (default), DEBUG": the bracket belongs to INFO
+    wrong = faithfulness("What is the default log level?", "The default log level is DEBUG.", cfg)
+    assert wrong.missing == ["default"]
+    right = faithfulness("What is the default log level?", "The default log level is INFO.", cfg)
+    assert right.missing == []
+    # a name holding the word is not a status claim
+    group = faithfulness(
+        "What does DefaultGroup set?", "DefaultGroup = dirac_user", "DefaultGroup = dirac_user"
+    )
+    assert group.missing == []
+
+
+def test_a_sentence_copied_from_elsewhere_in_the_chunk_is_not_anchored():
+    ces = (
+        "The SSHComputingElement submits pilots through an SSH tunnel to computing clusters.\n"
+        "## Dealing with the Cloud resources\n"
+        "The CloudComputingElement allows submission to cloud sites using libcloud.\n"
+        "The instances are contextualised using cloud-init."
+    )
+    q = "How do I submit a pilot to a computing cluster using SSH?"
+    on_topic = faithfulness(q, "Use the SSHComputingElement, through an SSH tunnel.", ces)
+    copied = faithfulness(
+        q, "Use the SSHComputingElement. The instances are contextualised using cloud-init.", ces
+    )
+    # both sentences are in the chunk word for word, but the second is about the cloud CEs
+    assert copied.window_share == 1.0
+    assert copied.anchored_share < 0.7 <= on_topic.anchored_share

@@ -443,6 +443,7 @@ settings = rg.Settings(
               rg.FloatMetadataProperty(name="grounding"),
               rg.FloatMetadataProperty(name="window_share"),
               rg.FloatMetadataProperty(name="phrase_share"),
+              rg.FloatMetadataProperty(name="anchored_share"),
               rg.IntegerMetadataProperty(name="specifics_missing_count"),
               rg.IntegerMetadataProperty(name="roundtrip_rank"),
               rg.TermsMetadataProperty(name="kept")],
@@ -483,6 +484,7 @@ def review_row(pair: QAPair, passage: str | None) -> dict[str, Any]:
         "grounding": float(pair.grounding),
         "window_share": float(pair.window_share if pair.window_share is not None else -1),
         "phrase_share": float(pair.phrase_share if pair.phrase_share is not None else -1),
+        "anchored_share": float(pair.anchored_share if pair.anchored_share is not None else -1),
         "specifics_missing": ", ".join(pair.specifics_missing),
         "specifics_missing_count": len(pair.specifics_missing),
         "roundtrip_rank": int(pair.roundtrip_rank or 0),  # 0: not in the top k

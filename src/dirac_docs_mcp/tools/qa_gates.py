@@ -15,6 +15,8 @@ import numpy as np
 
 from .support import (
     Passage,
+    Term,
+    anchored_share,
     claim_words,
     content_words,
     phrase_share,
@@ -137,19 +139,31 @@ class Faithfulness:
     flags, paths, quoted values) and the question's, that the chunk does not contain;
     ``window_share``: the lowest, over the answer's sentences, of the share of its content
     words found together in a few consecutive chunk sentences; ``phrase_share``: the share
-    of the answer's content-word bigrams found as bigrams in the chunk; ``evidence``: the
-    verbatim chunk sentences that support the answer."""
+    of the answer's content-word bigrams found as bigrams in the chunk; ``anchored_share``:
+    the lowest, over the answer's sentences, of the share of the sentence's and the
+    question's content words found together in one window of the chunk (is the sentence
+    said *about what was asked*? A sentence copied from elsewhere in the chunk has a window
+    share of 1 and a low anchored share); ``evidence``: the verbatim chunk sentences that
+    support the answer."""
 
     missing: list[str]
     window_share: float
     phrase_share: float
     evidence: list[str] = field(default_factory=list)
+    anchored_share: float = 1.0
 
-    def passes(self, max_missing: int, min_window_share: float, min_phrase_share: float) -> bool:
+    def passes(
+        self,
+        max_missing: int,
+        min_window_share: float,
+        min_phrase_share: float,
+        min_anchored_share: float = 0.0,
+    ) -> bool:
         return (
             len(self.missing) <= max_missing
             and self.window_share >= min_window_share
             and self.phrase_share >= min_phrase_share
+            and self.anchored_share >= min_anchored_share
         )
 
 
@@ -163,31 +177,92 @@ def faithfulness(question: str, answer: str, chunk_text: str, context: str = "")
     passage = Passage(chunk_text, context)
     missing: list[str] = []
     windows: list[float] = []
+    anchored: list[float] = []
     evidence: list[str] = []
     for sentence in split_sentences(answer) or [answer]:
         result = support(sentence, passage)
         if not claim_words(sentence):
             continue
         windows.append(result.window_share)
+        anchored.append(anchored_share(sentence, question, passage))
         missing += [m for m in result.missing if m not in missing]
         evidence += [e for e in result.evidence if e not in evidence]
     # what the question presupposes ("the 'CommandXYZ' command") must be there too
     for term in specific_terms(question):
         if not term_in(term, passage.normalized) and term.text not in missing:
             missing.append(term.text)
-    # "the default is X" over a chunk that gives X as an example: a status word the chunk
-    # does not use next to the sentences that support the answer is a claim it does not make
+    # "the default is X" over a chunk that gives X as an example: a status word is a claim
+    # about the value the answer gives, so the chunk must say it beside that value (its
+    # line, the comment lines just above it, its table's column); an answer without a value
+    # of its own needs the word beside the sentences that support it
+    values = [t for t in specific_terms(answer) if not term_in(t, _norm_text(question))]
     near = _near_evidence(passage, evidence)
     for word in STATUS_WORDS:
-        pattern = re.compile(rf"\b{word}", re.IGNORECASE)
-        if pattern.search(question + " " + answer) and not pattern.search(near):
+        pattern = re.compile(rf"\b{word}s?\b", re.IGNORECASE)
+        if not pattern.search(question + " " + answer):
+            continue
+        said = [_beside(chunk_text, v, pattern) for v in values if term_in(v, passage.normalized)]
+        if said and any(said) or not said and pattern.search(near):
+            continue
+        if not _quoted_status(question + "\n" + answer, pattern, passage.normalized):
             missing.append(word)
     return Faithfulness(
         missing=missing,
         window_share=min(windows) if windows else 0.0,
         phrase_share=phrase_share(answer, passage, context=context),
         evidence=evidence,
+        anchored_share=min(anchored) if anchored else 0.0,
     )
+
+
+def _norm_text(text: str) -> str:
+    return Passage(text).normalized
+
+
+def _beside(chunk_text: str, value: Term, word: re.Pattern) -> bool:
+    """Whether ``word`` is said beside ``value`` in the chunk: on a line that holds the value,
+    in the comment lines right above it ("# By default 300." over "Time = 300"), or as a
+    column of the table whose row holds it ("Name | Default | ...")."""
+    lines = chunk_text.splitlines()
+    header = None
+    for i, line in enumerate(lines):
+        if "|" in line and header is None:
+            header = line  # a table's first row names its columns
+        elif "|" not in line:
+            header = None
+        if not term_in(value, _norm_text(line)):
+            continue
+        if header is not None and word.search(header):
+            return True
+        if _says(line, value, word):
+            return True
+        j = i - 1
+        while j >= 0 and lines[j].lstrip().startswith("#"):
+            if _says(lines[j], value, word):
+                return True
+            j -= 1
+    return False
+
+
+def _says(line: str, value: Term, word: re.Pattern) -> bool:
+    """``line`` gives ``value`` the status ``word``: it has the word, and where the word is
+    bracketed after a name ("INFO (default), DEBUG") that name is the value."""
+    bracketed = re.search(r"([\w.-]+)\s*\(\s*" + word.pattern + r"\s*\)", line, re.I)
+    if bracketed:
+        return term_in(value, _norm_text(bracketed.group(1)))
+    return bool(word.search(line))
+
+
+def _quoted_status(text: str, word: re.Pattern, normalized_chunk: str) -> bool:
+    """Whether a status word is used as the chunk uses it: with the words on both sides of
+    it ("options are required to configure") as they stand in the chunk."""
+    words = re.findall(r"[a-z0-9_]+", _norm_text(text))
+    for i in range(1, len(words) - 1):
+        if word.fullmatch(words[i]):
+            phrase = " ".join(words[i - 1 : i + 2])
+            if re.search(r"(?<![\w])" + re.escape(phrase) + r"(?![\w])", normalized_chunk):
+                return True
+    return False
 
 
 def _near_evidence(passage: Passage, evidence: list[str]) -> str:

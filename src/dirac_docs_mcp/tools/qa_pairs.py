@@ -37,7 +37,7 @@ from .qa_gates import (
     schema_problem,
     support_messages,
 )
-from .qa_kinds import KIND_INSTRUCTIONS, choose_kinds, question_kind, vague_question
+from .qa_kinds import Ask, instruction_words, plan_questions, question_kind, vague_question
 from .search import normalize_source_prefix, require_index, retrieve
 from .support import echoes
 
@@ -166,17 +166,19 @@ RETRY_MAX_CHARS = 1200
 
 
 def qa_messages(
-    chunk: StoredChunk, pairs: int, max_chars: int = 2400, kinds: list[str] | None = None
+    chunk: StoredChunk, pairs: int, max_chars: int = 2400, asks: list[Ask] | None = None
 ) -> list[dict]:
-    """The generation prompt. ``kinds`` (one per pair, :func:`qa_kinds.choose_kinds`) says
+    """The generation prompt. ``asks`` (one per pair, :func:`qa_kinds.plan_questions`) says
     what each question must be; without it the model chooses."""
     text = chunk.text if len(chunk.text) <= max_chars else chunk.text[:max_chars] + "…"
     where = chunk.source + (f", page {chunk.page}" if chunk.page else "")
     plural = "questions" if pairs > 1 else "question"
-    if kinds:
-        asks = " ".join(f"Question {i}: {KIND_INSTRUCTIONS[k]}." for i, k in enumerate(kinds, 1))
+    if asks:
+        wanted = " ".join(f"Question {i}: {a.instruction}." for i, a in enumerate(asks, 1))
         what = f"Write {pairs} {plural} that a DIRAC user or administrator could ask and that "
-        what += f"this passage answers, each with its answer. {asks} "
+        what += f"this passage answers, each with its answer. {wanted} "
+        if pairs > 1:
+            what += "Each question asks something different. "
     else:
         what = (
             f"Write {pairs} different {plural} that a DIRAC user or administrator could ask "
@@ -249,12 +251,13 @@ def generate_qa_pairs(
         "max_missing_specifics": settings.qa_max_missing_specifics,
         "min_window_share": settings.qa_min_window_share,
         "min_phrase_share": settings.qa_min_phrase_share,
+        "min_anchored_share": settings.qa_min_anchored_share,
         "judge_model": settings.qa_judge_model,
         "min_p_supported": settings.qa_min_p_supported,
         "roundtrip_k": settings.qa_roundtrip_k,
         "roundtrip_drop": settings.qa_roundtrip_drop,
         "keep_rejected": settings.qa_keep_rejected,
-        "kinds": "per chunk (qa_kinds.choose_kinds)",
+        "kinds": "per chunk (qa_kinds.plan_questions)",
         "selection": asdict(selection),
     }
 
@@ -281,11 +284,11 @@ def generate_qa_pairs(
                 break
             batch = todo[first : first + batch_size]
             assert generator is not None and dense is not None
-            kinds = [choose_kinds(c.text, pairs_per_chunk) for c in batch]
+            plans = [plan_questions(c.text, pairs_per_chunk, c.section) for c in batch]
             results = generator.generate_batch(
                 [
-                    qa_messages(c, pairs_per_chunk, kinds=k)
-                    for c, k in zip(batch, kinds, strict=True)
+                    qa_messages(c, pairs_per_chunk, asks=plan)
+                    for c, plan in zip(batch, plans, strict=True)
                 ],
                 max_new_tokens=max_new_tokens,
                 json_schema=schema,
@@ -304,7 +307,7 @@ def generate_qa_pairs(
                 counts.retried += len(failed_rows)
                 again = generator.generate_batch(
                     [
-                        qa_messages(batch[i], pairs_per_chunk, RETRY_MAX_CHARS, kinds[i])
+                        qa_messages(batch[i], pairs_per_chunk, RETRY_MAX_CHARS, plans[i])
                         for i in failed_rows
                     ],
                     max_new_tokens=max_new_tokens * 3 // 2,
@@ -318,7 +321,7 @@ def generate_qa_pairs(
                 for i, result in zip(failed_rows, again, strict=True):
                     results[i] = result
             candidates: list[tuple[StoredChunk, QAPair]] = []
-            for chunk, result, asked_kinds in zip(batch, results, kinds, strict=True):
+            for chunk, result, plan in zip(batch, results, plans, strict=True):
                 counts.chunks_processed += 1
                 counts.repaired += int(result.repairs > 0)
                 if result.error or not isinstance(result.data, list):
@@ -332,9 +335,7 @@ def generate_qa_pairs(
                     if problem is not None:
                         rejections[problem] += 1
                         continue
-                    if about_prompt(question, answer) or echoes(
-                        question, " ".join(KIND_INSTRUCTIONS.values())
-                    ):
+                    if about_prompt(question, answer) or echoes(question, instruction_words()):
                         counts.about_prompt += 1
                         continue
                     if vague_question(question):
@@ -354,12 +355,13 @@ def generate_qa_pairs(
                         settings.qa_max_missing_specifics,
                         settings.qa_min_window_share,
                         settings.qa_min_phrase_share,
+                        settings.qa_min_anchored_share,
                     ) and (p_supported is None or p_supported >= settings.qa_min_p_supported)
                     counts.grounded += int(grounded)
                     counts.faithful += int(grounded and faithful)
                     if not (grounded and faithful) and not settings.qa_keep_rejected:
                         continue
-                    asked = asked_kinds[index] if index < len(asked_kinds) else None
+                    asked = plan[index].kind if index < len(plan) else None
                     pair = QAPair(
                         id=pair_id(chunk.id, question),
                         question=question,
@@ -377,6 +379,7 @@ def generate_qa_pairs(
                         specifics_missing=faith.missing,
                         window_share=round(faith.window_share, 3),
                         phrase_share=round(faith.phrase_share, 3),
+                        anchored_share=round(faith.anchored_share, 3),
                         p_supported=None if p_supported is None else round(p_supported, 4),
                         faithful=faithful,
                         kept=grounded and faithful,

@@ -117,6 +117,9 @@ def _is_identifier(token: str) -> bool:
         return True
     if re.search(r"[a-z][A-Z]", token) or re.match(r"^[A-Z][a-z]+[A-Z]", token):
         return True
+    # an acronym-led name: MCSimulation, SEType, FTSPlacement (not "URLs", "CEs")
+    if re.match(r"^[A-Z]{2,}[a-z]{2,}", token) and len(token) >= 5:
+        return True
     core = token.replace(".", "").replace("-", "")
     if core.isupper() and len(core) >= 2 and token not in _COMMON_CAPS:
         return True
