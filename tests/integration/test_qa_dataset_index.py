@@ -149,10 +149,15 @@ def test_exports_load_with_their_readers(fixture_index, tmp_path):
     for record in records:
         check_raft_record(record)
         hits = [SearchHit.model_validate(h) for h in record["passages"]]
-        question = record["messages"][1]["content"].split("\n\nQuestion: ")[1].split("\n\n")[0]
+        question = record["messages"][-2]["content"].split("\n\nQuestion: ")[1].split("\n\n")[0]
         assert record["messages"][:-1] == build_messages(
-            question, hits, settings.answer_max_chars_per_passage, settings.answer_model_may_abstain
+            question,
+            hits,
+            settings.answer_max_chars_per_passage,
+            settings.answer_model_may_abstain,
+            example=settings.answer_example,  # exactly what the tool serves, example included
         )
+        assert settings.answer_example and record["messages"][2]["role"] == "assistant"
         ids = [h.chunk_id for h in hits]
         oracle = next(p.chunk_id for p in pairs if p.id == record["pair_id"])
         if record["negative"]:

@@ -52,7 +52,13 @@ def env(models_data_dir, tmp_path_factory):
         from dirac_docs_mcp.config import load_settings
 
         settings = load_settings()
-        raft = write_raft_dir(tmp_path_factory.mktemp("raft") / "raft", settings)
+        # records without the serving prompt's worked exchange (answer_example): with it a
+        # prompt does not fit the 256 tokens these short runs train at; the records render
+        # the example whenever the setting is on (test_qa_dataset_index checks that)
+        raft = write_raft_dir(
+            tmp_path_factory.mktemp("raft") / "raft",
+            settings.model_copy(update={"answer_example": False}),
+        )
         yield settings, raft
 
 
@@ -276,13 +282,13 @@ def test_log_candidates_keep_only_what_the_answer_tool_answers(fixture_index, tm
     records, counts = answer_candidates(settings, "smollm2-135m", log, progress=False)
     assert counts["read"] == 2
     assert counts["kept"] == len(records) and counts["kept"] + counts["abstained"] == 2
-    assert all("Slack" not in r["messages"][1]["content"] for r in records)
+    assert all("Slack" not in r["messages"][-2]["content"] for r in records)
     for record in records:
         hits = [SearchHit.model_validate(h) for h in record["passages"]]
-        question = record["messages"][1]["content"].split("\n\nQuestion: ")[1].split("\n\n")[0]
+        question = record["messages"][-2]["content"].split("\n\nQuestion: ")[1].split("\n\n")[0]
         assert question == questions[0]
         assert record["messages"][:-1] == build_messages(
-            question, hits, settings.answer_max_chars_per_passage
+            question, hits, settings.answer_max_chars_per_passage, example=settings.answer_example
         )
         target = json.loads(record["messages"][-1]["content"])
         jsonschema.validate(target, answer_schema(len(hits)))

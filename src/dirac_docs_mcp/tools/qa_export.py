@@ -309,6 +309,7 @@ def raft_record(
         hits,
         settings.answer_max_chars_per_passage,
         settings.answer_model_may_abstain,
+        example=settings.answer_example,  # the worked exchange the tool serves with, if on
     )
     quote = []
     if oracle is not None:

@@ -65,6 +65,7 @@ def record_of(answer: Answer, settings: Settings) -> dict[str, Any]:
         hits,
         settings.answer_max_chars_per_passage,
         settings.answer_model_may_abstain,
+        example=settings.answer_example,
     )
     cited = [c.n for c in answer.citations]
     target = json.dumps({"answer": answer.answer, "citations": cited}, ensure_ascii=False)

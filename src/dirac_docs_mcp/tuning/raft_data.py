@@ -199,6 +199,12 @@ def target_ids(tokenizer, messages: list[dict], prompt: list[int], stops: list[i
     return content + stops[:1]
 
 
+def has_example(record: dict) -> bool:
+    """Whether the record's prompt carries the worked exchange (``answer_example``): an
+    assistant turn before the final one. Re-rendering keeps it as the record has it."""
+    return any(m.get("role") == "assistant" for m in record["messages"][:-1])
+
+
 def record_question(record: dict) -> str:
     user = record["messages"][-2]["content"]
     if _QUESTION not in user:
@@ -230,9 +236,10 @@ class Renderer:
         """The clip that reproduces the record's prompt, or None if none does."""
         prompt = record["messages"][:-1]
         may_abstain = UNKNOWN_RULE in prompt[0]["content"]
+        example = has_example(record)
         longest = max((len(h.text) for h in hits), default=0) + 1
         for chars in [*self.chars, longest]:
-            if build_messages(question, hits, chars, may_abstain) == prompt:
+            if build_messages(question, hits, chars, may_abstain, example=example) == prompt:
                 return chars
         return None
 
@@ -282,10 +289,11 @@ class Renderer:
         """The longest per-passage clip whose prompt fits (binary search), checked to keep
         the oracle's support."""
         may_abstain = UNKNOWN_RULE in record["messages"][0]["content"]
+        example = has_example(record)
         budget = self.max_tokens - target
 
         def render(n: int) -> tuple[list[dict], list[int]]:
-            messages = build_messages(question, hits, n, may_abstain)
+            messages = build_messages(question, hits, n, may_abstain, example=example)
             return messages, chat_ids(self.tokenizer, messages, True)
 
         low, high = MIN_PASSAGE_CHARS, chars - 1
