@@ -58,6 +58,10 @@ class Manifest:
     cost: dict = field(default_factory=dict)  # wall seconds, peak memory, device
     created: str = ""
     package_version: str = ""
+    # what a setting naming the artifact needs (a tuned retriever: the id an index built
+    # with it records, its dimension, how many tokens it reads, its int8 ONNX file)
+    model_id: str = ""
+    serving: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = dict(self.__dict__)
