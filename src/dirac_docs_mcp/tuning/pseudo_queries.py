@@ -297,7 +297,7 @@ def pseudo_queries(
         if "crop" in kinds:
             found += crop_pairs(chunk, rng)
         for pair in found:
-            key = " ".join(pair.question.lower().split())
+            key = " ".join(pair.question.lower().split()).strip(" .?!:")
             if key not in seen:
                 seen.add(key)
                 out.append(pair)
