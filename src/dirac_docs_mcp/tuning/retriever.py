@@ -75,7 +75,8 @@ KS = (1, 5, 10)
 #: forward pass each, per model, on the CPU)
 VALIDATION_DISTRACTORS = 200
 #: top-10 overlap of the int8 ONNX copy with the tuned fp32 model below this is reported
-MIN_INT8_AGREEMENT = 0.9
+#: (the built-in minilm-int8 agrees 0.976 with its fp32 base on the full corpus's set)
+MIN_INT8_AGREEMENT = 0.95
 
 
 @dataclass
@@ -281,12 +282,11 @@ def _encode_onnx(folder: Path, spec_id: str, max_tokens: int, dim: int, data: Va
 
 
 def export_int8_onnx(model, out_dir: Path) -> Path:
-    """``model.onnx`` (int8 dynamic quantisation of the tuned transformer, inputs
-    input_ids / attention_mask / token_type_ids, output last_hidden_state: the shape of the
-    ``minilm-int8`` built-in that :class:`~dirac_docs_mcp.embeddings.OnnxDenseEncoder` reads,
-    mean pooling and normalisation done there)."""
+    """``model.onnx``: the tuned transformer with int8 weights, in the shape of the
+    ``minilm-int8`` built-in that :class:`~dirac_docs_mcp.embeddings.OnnxDenseEncoder` reads
+    (inputs input_ids / attention_mask / token_type_ids, output last_hidden_state; mean
+    pooling and normalisation are done there)."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     transformer = model[0].auto_model.eval()
 
@@ -323,9 +323,55 @@ def export_int8_onnx(model, out_dir: Path) -> Path:
             dynamo=False,
         )
     target = out_dir / "model.onnx"
-    quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8)
+    weight_only_int8(fp32, target)
     fp32.unlink()
     return target
+
+
+def weight_only_int8(source: Path, target: Path) -> None:
+    """Store the weight matrices of ``source`` as int8 with one scale per output channel
+    (symmetric; MatMul weights per column, embedding tables per row), dequantised in the
+    graph (Cast, Mul): how the ``minilm-int8`` built-in is made, a quarter of the size and
+    the fp32 speed (onnxruntime folds the dequantisation at load).
+
+    Measured on the 259 validation pseudo-queries of the full corpus (459 passages), tuned
+    MiniLM: top-10 agreement with the fp32 model 0.968 (cosine of the vectors 0.9995), as
+    the built-in's 0.976 with its base; onnxruntime's ``quantize_dynamic`` (activations
+    quantised too) gave 0.80 (0.90 per channel), cosine 0.96."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    axis_of: dict[str, int] = {}
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] in initializers:
+            axis_of[node.input[1]] = 0  # [in, out]: a scale per output column
+        elif node.op_type == "Gather" and node.input[0] in initializers:
+            axis_of[node.input[0]] = 1  # [rows, dim]: a scale per row
+    dequantise = []
+    for name, axis in axis_of.items():
+        weights = numpy_helper.to_array(initializers[name])
+        if weights.dtype != np.float32 or weights.ndim != 2:
+            continue
+        scale = np.abs(weights).max(axis=axis, keepdims=True) / 127.0
+        scale[scale == 0] = 1.0
+        quantised = np.clip(np.round(weights / scale), -127, 127).astype(np.int8)
+        graph.initializer.remove(initializers[name])
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(quantised, name + "_int8"),
+                numpy_helper.from_array(scale.astype(np.float32), name + "_scale"),
+            ]
+        )
+        dequantise += [
+            helper.make_node("Cast", [name + "_int8"], [name + "_float"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [name + "_float", name + "_scale"], [name]),
+        ]
+    for node in reversed(dequantise):  # before every node that reads them
+        graph.node.insert(0, node)
+    onnx.save(model, str(target))
 
 
 # --------------------------------------------------------------------------------------
@@ -474,8 +520,9 @@ def tune_retriever(
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()
     model = SentenceTransformer(str(base.path), device="cpu", local_files_only=True)
+    # validation reads as serving does (its passages are ~150 tokens); training reads less
     serving_max_tokens = min(model.max_seq_length or base.max_tokens, base.max_tokens)
-    model.max_seq_length = options.max_seq_length
+    model.max_seq_length = serving_max_tokens
     data = validation_set(validation, chunks, options.seed)
     t0 = time.perf_counter()
     base_q, base_d = _encode(model, data.queries), _encode(model, data.docs)
@@ -487,6 +534,7 @@ def tune_retriever(
     # --- training ----------------------------------------------------------------------------
     staging = new_staging(settings.models_dir, "retriever", options.name)
     try:
+        model.max_seq_length = options.max_seq_length
         bf16 = _fast_bf16()
         args = SentenceTransformerTrainingArguments(
             output_dir=str(staging / "checkpoints"),
@@ -512,6 +560,7 @@ def tune_retriever(
             loss=MultipleNegativesRankingLoss(model),
         )
         trainer.remove_callback(PrinterCallback)  # it prints every step's dict on stdout
+        trainer.add_callback(_progress_callback(say))
         t0 = time.perf_counter()
         trainer.train()
         timings["training_s"] = round(time.perf_counter() - t0, 1)
@@ -525,6 +574,7 @@ def tune_retriever(
 
         # --- validation after, save, int8 ----------------------------------------------------
         model.eval()
+        model.max_seq_length = serving_max_tokens  # what it reads when serving
         t0 = time.perf_counter()
         tuned_q, tuned_d = _encode(model, data.queries), _encode(model, data.docs)
         tuned_top = rankings(tuned_q, tuned_d)
@@ -532,7 +582,6 @@ def tune_retriever(
         metrics["validation_changed_top10"] = round(1 - top10_agreement(base_top, tuned_top), 4)
         timings["validation_tuned_s"] = round(time.perf_counter() - t0, 1)
         say(f"tuned on validation: {_line(metrics['validation_tuned'])}")
-        model.max_seq_length = serving_max_tokens  # what it reads when serving
         model.save(str(staging))
         weights_sha = sha256_file(staging / "model.safetensors")
         model_id = f"tuned:{options.name}@{weights_sha[:12]}"
@@ -623,6 +672,19 @@ def tune_retriever(
     for warning in warnings:
         log.warning("%s", warning)
     return TuneReport(folder, manifest, warnings)
+
+
+def _progress_callback(say: ProgressFn):
+    """A line about every tenth of the steps (a CPU run takes minutes)."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            every = max(state.max_steps // 10, 1)
+            if logs and "loss" in logs and state.global_step % every == 0:
+                say(f"step {state.global_step}/{state.max_steps}: loss {float(logs['loss']):.3f}")
+
+    return Progress()
 
 
 def _kinds(pairs: Sequence[TrainingPair]) -> list[tuple[str, int]]:
