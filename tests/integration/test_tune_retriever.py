@@ -173,3 +173,24 @@ def test_holdout_near_duplicates_are_dropped(fixture_index):
         kept, dropped = holdout_filter(pairs, holdout, embed, 0.85)
     assert [p.chunk_id for p in kept] == ["b"]
     assert dropped[0][0].chunk_id == "a" and dropped[0][1] == holdout[0] and dropped[0][2] >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--name", "../escape"], "tuned model name '../escape'"),
+        (["--name", "ok", "--kinds", "title,bogus"], "kinds must be among"),
+        (["--name", "ok", "--validation", "0.7"], "validation share must be in (0, 0.5)"),
+        (["--name", "ok", "--base", "/nonexistent/model"], "base model '/nonexistent/model'"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors_before_any_work(
+    fixture_index, capsys, monkeypatch, flags, message
+):
+    settings, _ = fixture_index
+    monkeypatch.setenv("DIRAC_MCP_DATA_DIR", str(settings.data_dir))
+    code = main(["tune", "retriever", "--index", str(settings.index_path), "--no-holdout", *flags])
+    err = capsys.readouterr().err
+    assert code in (2, 3) and err.startswith("error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (settings.models_dir / "tuned" / "retriever" / "ok").exists()

@@ -609,8 +609,9 @@ def tune_retriever(
                         f"the int8 ONNX copy agrees with the fp32 model on only "
                         f"{metrics['int8_top10_agreement']:.2f} of the top 10"
                     )
-            except ModelError as exc:
+            except Exception as exc:  # noqa: BLE001 - the fp32 model is kept without it
                 (staging / "model.onnx").unlink(missing_ok=True)
+                (staging / "model.fp32.onnx").unlink(missing_ok=True)
                 serving["onnx"] = None
                 warnings.append(f"no int8 ONNX copy: {exc}")
         before = metrics["validation_base"]["mrr@10"]
