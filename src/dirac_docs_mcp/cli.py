@@ -621,7 +621,10 @@ def cmd_tune_retriever(args: argparse.Namespace) -> int:
     dropped = metrics["holdout_filter"].get("dropped")
     if dropped is not None:
         print(f"evaluation filter: {dropped} training queries near evaluation questions dropped")
-    print(f"cost: {cost['total_s']:.0f} s, peak memory {cost['peak_rss_mb']:.0f} MB")
+    print(
+        f"cost: {cost['total_s']:.0f} s ({cost['cpu_s']:.0f} CPU s, {cost['torch_threads']} "
+        f"torch threads), peak memory {cost['peak_rss_mb']:.0f} MB"
+    )
     for warning in report.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     print(

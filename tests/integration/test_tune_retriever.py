@@ -93,6 +93,7 @@ def test_the_manifest_is_complete(tuned):
     assert metrics["counts"]["hard_negatives_mined"] > 0
     assert metrics["corpus"]["files"] == 6
     assert manifest.cost["total_s"] > 0 and manifest.cost["peak_rss_mb"] > 100
+    assert 0 < manifest.cost["cpu_s"] and manifest.cost["torch_threads"] == 1
     assert manifest.serving == {"dim": 384, "max_tokens": 256, "onnx": "model.onnx"}
     # the training pairs are kept beside the model; none is the dropped evaluation question
     train = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]

@@ -383,6 +383,12 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process: on a shared machine the wall time says little."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return round(usage.ru_utime + usage.ru_stime, 1)
+
+
 def _write_pairs(path: Path, pairs: Sequence[TrainingPair]) -> DataFile:
     with path.open("w", encoding="utf-8") as handle:
         for pair in pairs:
@@ -657,6 +663,7 @@ def tune_retriever(
             },
             cost={
                 **timings,
+                "cpu_s": _cpu_s(),
                 "peak_rss_mb": _peak_rss_mb(),
                 "torch_threads": torch.get_num_threads(),
                 "device": "cuda" if torch.cuda.is_available() else "cpu",
