@@ -183,12 +183,13 @@ def test_holdout_near_duplicates_are_dropped(fixture_index):
         (["--name", "ok", "--kinds", "title,bogus"], "kinds must be among"),
         (["--name", "ok", "--validation", "0.7"], "validation share must be in (0, 0.5)"),
         (["--name", "ok", "--base", "/nonexistent/model"], "base model '/nonexistent/model'"),
+        (["--name", NAME], f"a tuned retriever named '{NAME}' exists"),
     ],
 )
 def test_bad_arguments_are_one_line_errors_before_any_work(
-    fixture_index, capsys, monkeypatch, flags, message
+    tuned, capsys, monkeypatch, flags, message
 ):
-    settings, _ = fixture_index
+    settings = tuned[0]
     monkeypatch.setenv("DIRAC_MCP_DATA_DIR", str(settings.data_dir))
     code = main(["tune", "retriever", "--index", str(settings.index_path), "--no-holdout", *flags])
     err = capsys.readouterr().err

@@ -45,6 +45,7 @@ from ..models.tuned import (
     data_file,
     new_staging,
     publish,
+    tuned_dir,
     write_manifest,
 )
 from ..runtime import Runtime
@@ -441,6 +442,12 @@ def tune_retriever(
         ) from exc
 
     settings = runtime.settings
+    existing = tuned_dir(settings.models_dir, "retriever", options.name)
+    if existing.exists() and not options.replace:  # said now, not after the training
+        raise InvalidInputError(
+            f"a tuned retriever named '{options.name}' exists in {existing.parent}; "
+            f"choose another --name or pass --force to replace it"
+        )
     started = time.perf_counter()
     timings: dict[str, float] = {}
     if options.threads:
