@@ -573,8 +573,117 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune_retriever(args: argparse.Namespace) -> int:
+    """Fine-tune the dense model on pseudo-queries of the indexed chunks (and a Q-A file);
+    the result is a new model: an index must be rebuilt with it."""
+    from .runtime import Runtime
+    from .tuning.pseudo_queries import SYNTHETIC_KINDS
+    from .tuning.retriever import RetrieverTuning, tune_retriever
+
+    settings = _settings(args)
+    kinds = tuple(SYNTHETIC_KINDS)
+    if args.kinds:
+        kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if args.no_crop:
+        kinds = tuple(k for k in kinds if k != "crop")
+    holdout = Path(args.holdout) if args.holdout else settings.qa_holdout_questions
+    options = RetrieverTuning(
+        name=args.name,
+        base=args.base,
+        kinds=kinds,
+        pairs_file=Path(args.pairs) if args.pairs else None,
+        holdout=None if args.no_holdout else holdout,
+        holdout_threshold=(
+            args.max_eval_similarity
+            if args.max_eval_similarity is not None
+            else settings.qa_max_holdout_similarity
+        ),
+        epochs=args.epochs or settings.tune_retriever_epochs,
+        batch_size=args.batch_size or settings.tune_retriever_batch_size,
+        learning_rate=args.learning_rate or settings.tune_retriever_learning_rate,
+        max_pairs=settings.tune_retriever_max_pairs if args.max_pairs is None else args.max_pairs,
+        max_seq_length=args.max_seq_length or settings.tune_retriever_max_seq_length,
+        hard_negatives=not args.no_hard_negatives,
+        validation_share=args.validation or settings.tune_retriever_validation_share,
+        seed=args.seed,
+        threads=args.threads or settings.embedding_threads,
+        onnx=not args.no_onnx,
+        replace=args.force,
+    )
+    if options.holdout is None and not args.no_holdout:
+        print(
+            "note: no evaluation questions to keep out (give --holdout FILE or set "
+            "DIRAC_MCP_QA_HOLDOUT_QUESTIONS; --no-holdout silences this)",
+            file=sys.stderr,
+        )
+    say = (lambda message: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    with Runtime(settings) as runtime:
+        report = tune_retriever(runtime, options, progress=say)
+    manifest = report.manifest
+    metrics, cost = manifest.metrics, manifest.cost
+    print(f"tuned retriever '{manifest.name}' ({manifest.model_id}) -> {report.folder}")
+    for label, key in (("base", "validation_base"), ("tuned", "validation_tuned")):
+        scores = metrics[key]
+        print(
+            f"validation {label:<5} R@1 {scores['recall@1']:.3f}  R@5 {scores['recall@5']:.3f}"
+            f"  R@10 {scores['recall@10']:.3f}  MRR@10 {scores['mrr@10']:.3f}  (n={scores['n']})"
+        )
+    if "int8_top10_agreement" in metrics:
+        print(f"int8 ONNX top-10 agreement with fp32: {metrics['int8_top10_agreement']:.3f}")
+    dropped = metrics["holdout_filter"].get("dropped")
+    if dropped is not None:
+        print(f"evaluation filter: {dropped} training queries near evaluation questions dropped")
+    print(
+        f"cost: {cost['total_s']:.0f} s ({cost['cpu_s']:.0f} CPU s, {cost['torch_threads']} "
+        f"torch threads), peak memory {cost['peak_rss_mb']:.0f} MB"
+    )
+    for warning in report.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    print(
+        f"re-indexing is required: an index built with another model refuses it. Build one "
+        f"with DIRAC_MCP_EMBEDDING_MODEL=tuned:{manifest.name} dirac-docs-mcp index --rebuild "
+        f"PATH (add --index DIR to keep the current index)"
+    )
+    return 0
+
+
 def _add_tune_retriever(tune, common: argparse.ArgumentParser) -> None:
     """``tune retriever`` (issue 15): the dense model fine-tuned on the corpus."""
+    p = tune.add_parser(
+        "retriever",
+        parents=[common],
+        help="fine-tune the dense model on pseudo-queries of the indexed docs (no generator "
+        "needed) and a Q-A file; re-indexing is required afterwards",
+    )
+    p.add_argument("--name", required=True, help="the tuned model's name (use it as tuned:NAME)")
+    p.add_argument(
+        "--base", default="minilm", help="minilm (default), embeddinggemma-300m or a folder"
+    )
+    p.add_argument("--pairs", help="a generate_qa_pairs JSONL: its questions train too")
+    p.add_argument(
+        "--holdout",
+        help="JSONL of evaluation questions (e.g. ../shared/eval/dev.jsonl): training queries "
+        "near them are dropped (default: the qa_holdout_questions setting)",
+    )
+    p.add_argument("--no-holdout", action="store_true", help="drop nothing, say nothing")
+    p.add_argument("--max-eval-similarity", type=float, default=None, help="cosine (0.85)")
+    p.add_argument(
+        "--kinds", help="pseudo-query kinds, comma-separated (title,option,command,crop)"
+    )
+    p.add_argument("--no-crop", action="store_true", help="no cropped-sentence queries")
+    p.add_argument("--no-hard-negatives", action="store_true", help="in-batch negatives only")
+    p.add_argument("--epochs", type=float, default=None, help="default 1")
+    p.add_argument("--batch-size", type=int, default=None, help="default 32")
+    p.add_argument("--learning-rate", type=float, default=None, help="default 3e-5")
+    p.add_argument("--max-pairs", type=int, default=None, help="training pairs at most (2000)")
+    p.add_argument("--max-seq-length", type=int, default=None, help="training tokens (128)")
+    p.add_argument("--validation", type=float, default=None, help="held-out share (0.1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--no-onnx", action="store_true", help="no int8 ONNX copy")
+    p.add_argument("--force", action="store_true", help="replace a tuned model of that name")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_tune_retriever)
 
 
 def cmd_tune_generator(args: argparse.Namespace) -> int:

@@ -338,6 +338,30 @@ class Settings(BaseSettings):
         'questions by <host> (env: a JSON list, e.g. ["cern.ch", "myvo-dirac.example.org"])',
     )
 
+    # --- tune retriever (dirac-docs-mcp tune retriever) ---------------------------------------
+    tune_retriever_epochs: float = Field(default=1.0, gt=0, le=20)
+    tune_retriever_batch_size: int = Field(
+        default=32, ge=2, le=1024, description="pairs per step (each is the others' negative)"
+    )
+    tune_retriever_learning_rate: float = Field(default=3e-5, gt=0, le=1e-2)
+    tune_retriever_max_pairs: int = Field(
+        default=2000,
+        ge=0,
+        le=1_000_000,
+        description="training pairs at most (a seeded sample; 0: all): bounds the CPU time "
+        "whatever the corpus size (2000 pairs of MiniLM: minutes on 2 cores)",
+    )
+    tune_retriever_max_seq_length: int = Field(
+        default=128,
+        ge=16,
+        le=1024,
+        description="tokens of each training text; positives are ~600-character contexts, "
+        "and a step's cost grows with this",
+    )
+    tune_retriever_validation_share: float = Field(
+        default=0.1, gt=0, lt=0.5, description="share of chunks held out with their pairs"
+    )
+
     # --- server --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     http_bearer_token: str | None = Field(

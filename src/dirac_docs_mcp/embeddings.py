@@ -221,8 +221,10 @@ class SentenceTransformerEncoder:
 def load_dense_encoder(
     spec: EmbeddingModelSpec, batch_size: int = 32, threads: int | None = None
 ) -> DenseEncoder:
-    cls = OnnxDenseEncoder if spec.backend == "onnx" else TorchDenseEncoder
     log.info("loading dense encoder %s (%s) from %s", spec.model_id, spec.backend, spec.path)
+    if spec.backend == "sentence-transformers":  # a tuned retriever without its int8 copy
+        return SentenceTransformerEncoder(spec, batch_size=batch_size, threads=threads)
+    cls = OnnxDenseEncoder if spec.backend == "onnx" else TorchDenseEncoder
     return cls(spec, batch_size=batch_size, threads=threads)
 
 

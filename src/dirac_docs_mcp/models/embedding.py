@@ -10,6 +10,11 @@ verified folder on disk. The built-ins are listed in :mod:`.registry`:
 
 A user may instead point ``embedding_model`` at any local folder holding either a
 ``model.onnx`` with tokenizer files, or a transformers model (``config.json`` + weights).
+
+Either setting may also name a retriever made by ``dirac-docs-mcp tune retriever``
+(``tuned:<name>``, :mod:`.tuned`): as ``embedding_model`` it runs as its int8 ONNX copy when
+it has one, else on torch; its id (``tuned:<name>@<sha12 of its weights>``) differs from its
+base's, so an index built with another model refuses it until rebuilt.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Literal
 from ..errors import ModelError
 from .files import package_dir, publish_folder, read_marker, sha256_file, staging_dir, write_marker
 from .registry import DENSE2_BUILTINS, EMBEDDING_BUILTINS, TOKENIZER_FILES, PackageFiles
+from .tuned import read_manifest, resolve_tuned
 from .wheel_parts import installed_folder
 
 #: the marker the MiniLM assembler wrote before it used :data:`.files.MARKER`: a file
@@ -92,6 +98,9 @@ def _assemble_onnx(name: str, source: PackageFiles, models_dir: Path) -> Path:
 
 def resolve_embedding_model(name: str, models_dir: Path) -> EmbeddingModelSpec:
     """Turn the ``embedding_model`` setting into a verified folder on disk."""
+    tuned = resolve_tuned(name, models_dir, "retriever")
+    if tuned is not None:
+        return tuned_retriever_spec(tuned, prefer_onnx=True)
     source = EMBEDDING_BUILTINS.get(name)
     if source is not None:
         if source.onnx is not None:
@@ -132,6 +141,9 @@ def resolve_dense2_model(name: str, models_dir: Path) -> EmbeddingModelSpec:
     """The optional second dense model: a built-in name assembled by ``dirac-docs-mcp
     models install NAME`` (``embeddinggemma-300m``), or any local sentence-transformers
     folder (a plain transformers folder is read with mean pooling)."""
+    tuned = resolve_tuned(name, models_dir, "retriever")
+    if tuned is not None:
+        return tuned_retriever_spec(tuned, prefer_onnx=False)
     parts = DENSE2_BUILTINS.get(name)
     if parts is not None:
         folder = installed_folder(parts, models_dir)
@@ -152,6 +164,23 @@ def resolve_dense2_model(name: str, models_dir: Path) -> EmbeddingModelSpec:
     path = path.resolve()
     model_id = f"local:{path.parent.name}/{path.name}"  # "model" alone says little
     return EmbeddingModelSpec(model_id, path, "sentence-transformers", 0, 512)
+
+
+def tuned_retriever_spec(folder: Path, prefer_onnx: bool) -> EmbeddingModelSpec:
+    """A tuned retriever's folder as a model spec: its int8 ONNX copy (``prefer_onnx`` and
+    one exists; the id gains ``+int8-onnx``, as the int8 built-in differs from the fp32 one)
+    or the sentence-transformers folder on torch."""
+    manifest = read_manifest(folder)
+    serving = manifest.serving or {}
+    if not manifest.model_id or not serving.get("dim"):
+        raise ModelError(f"{folder}/manifest.json does not say the model's id and dimension")
+    dim, max_tokens = int(serving["dim"]), int(serving.get("max_tokens") or 256)
+    onnx = serving.get("onnx")
+    if prefer_onnx and onnx and (folder / onnx).is_file():
+        return EmbeddingModelSpec(manifest.model_id + "+int8-onnx", folder, "onnx", dim, max_tokens)
+    if not (folder / "model.safetensors").is_file():
+        raise ModelError(f"{folder} has no model.safetensors: a damaged tuned retriever")
+    return EmbeddingModelSpec(manifest.model_id, folder, "sentence-transformers", dim, max_tokens)
 
 
 def tokenizer_path(spec: EmbeddingModelSpec) -> Path:

@@ -59,6 +59,10 @@ class Manifest:
     created: str = ""
     package_version: str = ""
     warnings: list[str] = field(default_factory=list)  # e.g. tuned not better than the base
+    # what a setting naming the artifact needs (a tuned retriever: the id an index built
+    # with it records, its dimension, how many tokens it reads, its int8 ONNX file)
+    model_id: str = ""
+    serving: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = dict(self.__dict__)
