@@ -24,6 +24,7 @@ from dirac_docs_mcp.models.embedding import (  # noqa: E402
 )
 from dirac_docs_mcp.models.tuned import read_manifest  # noqa: E402
 from dirac_docs_mcp.runtime import Runtime  # noqa: E402
+from dirac_docs_mcp.schemas import QAPair  # noqa: E402
 from dirac_docs_mcp.tools.qa_export import holdout_filter  # noqa: E402
 from dirac_docs_mcp.tools.search import search_docs  # noqa: E402
 from dirac_docs_mcp.tuning.pseudo_queries import TrainingPair  # noqa: E402
@@ -40,6 +41,24 @@ def tuned(fixture_index, tmp_path_factory):
     # an evaluation question that is the fixture's own command synopsis: its pseudo-query
     # must be dropped from training
     holdout.write_text(json.dumps({"question": "Create a proxy from your user certificate"}))
+    # a generate_qa_pairs file: one pair that may train, one a gate rejected, one whose
+    # chunk the index no longer has
+    with Runtime(settings) as runtime:
+        pilots = next(c for c in all_chunks(runtime) if c.source == "guide/wms/pilots.md")
+    qa_file = holdout.parent / "pairs.jsonl"
+    rows = [
+        ("How can one pilot execute more than one payload?", pilots.id, True),
+        ("What is rejected?", pilots.id, False),
+        ("What was deleted?", "no-such-chunk", True),
+    ]
+    qa_file.write_text(
+        "".join(
+            QAPair(id=str(i), question=q, answer="a", source=pilots.source, section="",
+                   chunk_id=chunk, grounding=1.0, model="m", created="t", kept=kept)
+            .model_dump_json() + "\n"
+            for i, (q, chunk, kept) in enumerate(rows)
+        )
+    )  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DIRAC_MCP_DATA_DIR", str(settings.data_dir))
         mp.setenv("DIRAC_MCP_INDEX_PATH", str(settings.index_path))
@@ -50,6 +69,7 @@ def tuned(fixture_index, tmp_path_factory):
         with contextlib.redirect_stdout(out):
             code = main(
                 ["tune", "retriever", "--name", NAME, "--holdout", str(holdout), "--epochs", "4",
+                 "--pairs", str(qa_file),
                  "--batch-size", "4", "--max-seq-length", "64", "--learning-rate", "1e-4",
                  "--threads", "1", "--force", "--quiet"]
             )  # fmt: skip
@@ -78,7 +98,7 @@ def test_the_manifest_is_complete(tuned):
         and len(manifest.model_id) == len(f"tuned:{NAME}@") + 12
     )
     names = {Path(d.path).name: d for d in manifest.data}
-    assert set(names) == {"dev.jsonl", "train.jsonl", "validation.jsonl"}
+    assert set(names) == {"dev.jsonl", "pairs.jsonl", "train.jsonl", "validation.jsonl"}
     assert all(len(d.sha256) == 64 and d.rows for d in manifest.data)
     assert names["train.jsonl"].rows == manifest.metrics["counts"]["train"]
     for key in ("epochs", "batch_size", "learning_rate", "max_pairs", "hard_negatives", "seed"):
@@ -91,13 +111,25 @@ def test_the_manifest_is_complete(tuned):
         "Create a proxy from your user certificate"
     )
     assert metrics["counts"]["hard_negatives_mined"] > 0
+    assert metrics["counts"]["qa_file"] == {
+        "questions": 1,
+        "excluded": {"rejected by a gate": 1},
+        "chunk_not_in_index": 1,
+    }
     assert metrics["corpus"]["files"] == 6
     assert manifest.cost["total_s"] > 0 and manifest.cost["peak_rss_mb"] > 100
     assert 0 < manifest.cost["cpu_s"] and manifest.cost["torch_threads"] == 1
     assert manifest.serving == {"dim": 384, "max_tokens": 256, "onnx": "model.onnx"}
     # the training pairs are kept beside the model; none is the dropped evaluation question
-    train = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
-    assert "Create a proxy from your user certificate" not in {p["question"] for p in train}
+    kept = [
+        json.loads(line)
+        for name in ("train.jsonl", "validation.jsonl")
+        for line in (folder / name).read_text().splitlines()
+    ]
+    assert "Create a proxy from your user certificate" not in {p["question"] for p in kept}
+    qa = [p for p in kept if p["kind"] == "qa"]
+    assert [p["question"] for p in qa] == ["How can one pilot execute more than one payload?"]
+    assert qa[0]["positive"].startswith("guide/wms/pilots.md\n")
 
 
 def test_the_loss_falls(tuned):

@@ -13,6 +13,10 @@
 5. the folder ``<models_dir>/tuned/retriever/<name>/`` with ``manifest.json``, published
    only once complete (:mod:`dirac_docs_mcp.models.tuned`).
 
+The checks of a run (validation, agreement) are in :mod:`.validation`, the int8 export in
+:mod:`.onnx_export`. Just over 500 lines: :func:`tune_retriever` is one run whose phases
+share their counts, timings and figures, which all end up in one manifest.
+
 Cost on the project's 2-core CPU (one torch thread, beside another job), MiniLM, full
 corpus: see the README's "Tuning the retriever" (the figures are also in each manifest).
 """
@@ -25,7 +29,6 @@ import random
 import resource
 import shutil
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -58,6 +61,7 @@ from ..tools.qa_export import (
 )
 from ..tools.qa_files import read_pairs
 from ..tools.search import require_index, retrieve
+from .onnx_export import export_int8_onnx
 from .pseudo_queries import (
     SYNTHETIC_KINDS,
     TrainingPair,
@@ -66,15 +70,18 @@ from .pseudo_queries import (
     pseudo_queries,
     split_pairs,
 )
+from .validation import (
+    encode,
+    encode_onnx,
+    rankings,
+    score_rankings,
+    top10_agreement,
+    validation_set,
+)
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str], None]
-#: the ranks validation reports
-KS = (1, 5, 10)
-#: distractor chunks beside the held-out chunks in the validation corpus (its cost is one
-#: forward pass each, per model, on the CPU)
-VALIDATION_DISTRACTORS = 200
 #: top-10 overlap of the int8 ONNX copy with the tuned fp32 model below this is reported
 #: (the built-in minilm-int8 agrees 0.976 with its fp32 base on the full corpus's set)
 MIN_INT8_AGREEMENT = 0.95
@@ -186,193 +193,6 @@ def mine_negatives(
             mined += 1
         negatives.append(document_text(found))
     return negatives, mined
-
-
-# --------------------------------------------------------------------------------------
-# validation
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class ValidationSet:
-    """The held-out pseudo-queries and the corpus they are ranked in: each held-out
-    pair's own positive plus passages of other chunks (documents in the same cut form)."""
-
-    queries: list[str]
-    query_chunks: list[str]
-    kinds: list[str]
-    docs: list[str]
-    doc_chunks: list[str]
-
-
-def validation_set(
-    validation: Sequence[TrainingPair], chunks: Sequence[StoredChunk], seed: int
-) -> ValidationSet:
-    held = {p.chunk_id for p in validation}
-    others = [c for c in chunks if c.id not in held]
-    distractors = random.Random(seed).sample(others, min(VALIDATION_DISTRACTORS, len(others)))
-    return ValidationSet(
-        queries=[p.question for p in validation],
-        query_chunks=[p.chunk_id for p in validation],
-        kinds=[p.kind for p in validation],
-        docs=[p.positive for p in validation] + [document_text(c) for c in distractors],
-        doc_chunks=[p.chunk_id for p in validation] + [c.id for c in distractors],
-    )
-
-
-def rankings(query_vectors: np.ndarray, doc_vectors: np.ndarray, k: int = 10) -> np.ndarray:
-    """Indexes of the ``k`` best documents per query by cosine (unit vectors in)."""
-    scores = query_vectors @ doc_vectors.T
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
-
-
-def score_rankings(top: np.ndarray, data: ValidationSet) -> dict[str, Any]:
-    """recall@1/5/10 and MRR@10 over all queries and by kind (a query is answered by any
-    passage of its chunk)."""
-    ranks: list[int | None] = []
-    for i, row in enumerate(top):
-        rank = next(
-            (r for r, j in enumerate(row, 1) if data.doc_chunks[j] == data.query_chunks[i]), None
-        )
-        ranks.append(rank)
-
-    def summary(idx: list[int]) -> dict[str, float]:
-        n = max(len(idx), 1)
-        out = {f"recall@{k}": sum(1 for i in idx if (ranks[i] or 99) <= k) / n for k in KS}
-        out["mrr@10"] = sum(1 / ranks[i] for i in idx if ranks[i]) / n
-        return {key: round(value, 4) for key, value in out.items()}
-
-    result: dict[str, Any] = {"n": len(ranks), **summary(list(range(len(ranks))))}
-    result["by_kind"] = {
-        kind: {"n": n, **summary([i for i, k in enumerate(data.kinds) if k == kind])}
-        for kind, n in sorted(Counter(data.kinds).items())
-    }
-    return result
-
-
-def top10_agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean share of the top-10 documents two rankings have in common."""
-    if len(a) == 0:
-        return 1.0
-    return round(
-        float(np.mean([len(set(x) & set(y)) / len(x) for x, y in zip(a, b, strict=True)])), 4
-    )
-
-
-def _encode(model, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    return model.encode(
-        list(texts), batch_size=batch_size, normalize_embeddings=True,
-        convert_to_numpy=True, show_progress_bar=False,
-    ).astype(np.float32)  # fmt: skip
-
-
-def _encode_onnx(folder: Path, spec_id: str, max_tokens: int, dim: int, data: ValidationSet):
-    """Queries and documents of ``data`` through the serving path of an ONNX folder."""
-    from ..embeddings import OnnxDenseEncoder
-
-    spec = EmbeddingModelSpec(spec_id, folder, "onnx", dim, max_tokens)
-    encoder = OnnxDenseEncoder(spec, batch_size=32, threads=1)
-    queries = np.asarray([encoder.embed_query(q) for q in data.queries], dtype=np.float32)
-    docs = np.asarray(encoder.embed_documents(data.docs), dtype=np.float32)
-    return queries, docs
-
-
-# --------------------------------------------------------------------------------------
-# ONNX export
-# --------------------------------------------------------------------------------------
-
-
-def export_int8_onnx(model, out_dir: Path) -> Path:
-    """``model.onnx``: the tuned transformer with int8 weights, in the shape of the
-    ``minilm-int8`` built-in that :class:`~dirac_docs_mcp.embeddings.OnnxDenseEncoder` reads
-    (inputs input_ids / attention_mask / token_type_ids, output last_hidden_state; mean
-    pooling and normalisation are done there)."""
-    import torch
-
-    transformer = model[0].auto_model.eval()
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    sample = model.tokenizer(["a b c", "d"], padding=True, return_tensors="pt")
-    if "token_type_ids" not in sample:
-        raise ModelError("the int8 ONNX export handles BERT-like models only")
-    fp32 = out_dir / "model.fp32.onnx"
-    axes = {0: "batch", 1: "sequence"}
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on shapes it fixes, harmless
-        torch.onnx.export(
-            LastHidden(transformer),
-            (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
-            str(fp32),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={
-                "input_ids": axes,
-                "attention_mask": axes,
-                "token_type_ids": axes,
-                "last_hidden_state": axes,
-            },
-            opset_version=17,
-            dynamo=False,
-        )
-    target = out_dir / "model.onnx"
-    weight_only_int8(fp32, target)
-    fp32.unlink()
-    return target
-
-
-def weight_only_int8(source: Path, target: Path) -> None:
-    """Store the weight matrices of ``source`` as int8 with one scale per output channel
-    (symmetric; MatMul weights per column, embedding tables per row), dequantised in the
-    graph (Cast, Mul): how the ``minilm-int8`` built-in is made, a quarter of the size and
-    the fp32 speed (onnxruntime folds the dequantisation at load).
-
-    Measured on the 259 validation pseudo-queries of the full corpus (459 passages), tuned
-    MiniLM: top-10 agreement with the fp32 model 0.968 (cosine of the vectors 0.9995), as
-    the built-in's 0.976 with its base; onnxruntime's ``quantize_dynamic`` (activations
-    quantised too) gave 0.80 (0.90 per channel), cosine 0.96."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    model = onnx.load(str(source))
-    graph = model.graph
-    initializers = {i.name: i for i in graph.initializer}
-    axis_of: dict[str, int] = {}
-    for node in graph.node:
-        if node.op_type == "MatMul" and node.input[1] in initializers:
-            axis_of[node.input[1]] = 0  # [in, out]: a scale per output column
-        elif node.op_type == "Gather" and node.input[0] in initializers:
-            axis_of[node.input[0]] = 1  # [rows, dim]: a scale per row
-    dequantise = []
-    for name, axis in axis_of.items():
-        weights = numpy_helper.to_array(initializers[name])
-        if weights.dtype != np.float32 or weights.ndim != 2:
-            continue
-        scale = np.abs(weights).max(axis=axis, keepdims=True) / 127.0
-        scale[scale == 0] = 1.0
-        quantised = np.clip(np.round(weights / scale), -127, 127).astype(np.int8)
-        graph.initializer.remove(initializers[name])
-        graph.initializer.extend(
-            [
-                numpy_helper.from_array(quantised, name + "_int8"),
-                numpy_helper.from_array(scale.astype(np.float32), name + "_scale"),
-            ]
-        )
-        dequantise += [
-            helper.make_node("Cast", [name + "_int8"], [name + "_float"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", [name + "_float", name + "_scale"], [name]),
-        ]
-    for node in reversed(dequantise):  # before every node that reads them
-        graph.node.insert(0, node)
-    onnx.save(model, str(target))
 
 
 # --------------------------------------------------------------------------------------
@@ -538,7 +358,7 @@ def tune_retriever(
     model.max_seq_length = serving_max_tokens
     data = validation_set(validation, chunks, options.seed)
     t0 = time.perf_counter()
-    base_q, base_d = _encode(model, data.queries), _encode(model, data.docs)
+    base_q, base_d = encode(model, data.queries), encode(model, data.docs)
     base_top = rankings(base_q, base_d)
     metrics: dict[str, Any] = {"validation_base": score_rankings(base_top, data)}
     timings["validation_base_s"] = round(time.perf_counter() - t0, 1)
@@ -589,7 +409,7 @@ def tune_retriever(
         model.eval()
         model.max_seq_length = serving_max_tokens  # what it reads when serving
         t0 = time.perf_counter()
-        tuned_q, tuned_d = _encode(model, data.queries), _encode(model, data.docs)
+        tuned_q, tuned_d = encode(model, data.queries), encode(model, data.docs)
         tuned_top = rankings(tuned_q, tuned_d)
         metrics["validation_tuned"] = score_rankings(tuned_top, data)
         metrics["validation_changed_top10"] = round(1 - top10_agreement(base_top, tuned_top), 4)
@@ -606,7 +426,7 @@ def tune_retriever(
                 t0 = time.perf_counter()
                 export_int8_onnx(model, staging)
                 serving["onnx"] = "model.onnx"
-                int8_q, int8_d = _encode_onnx(
+                int8_q, int8_d = encode_onnx(
                     staging, model_id + "+int8-onnx", serving_max_tokens, dim, data
                 )
                 int8_top = rankings(int8_q, int8_d)
