@@ -112,6 +112,7 @@ def test_cli_killed_mid_run_resumes_without_duplicates(fixture_index, tmp_path):
         "DIRAC_MCP_QA_MAX_MISSING_SPECIFICS": "20",
         "DIRAC_MCP_QA_MIN_WINDOW_SHARE": "0",
         "DIRAC_MCP_QA_MIN_PHRASE_SHARE": "0",
+        "DIRAC_MCP_QA_MIN_ANCHORED_SHARE": "0",
         "DIRAC_MCP_QA_ROUNDTRIP_DROP": "false",
     }
     command = [
@@ -136,22 +137,34 @@ def test_cli_killed_mid_run_resumes_without_duplicates(fixture_index, tmp_path):
     ]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 600
+    state_file = out.with_name(out.name + ".state.json")
+
+    def done_chunks() -> list[str]:
+        try:
+            return json.loads(state_file.read_text())["done_chunks"]
+        except (OSError, ValueError, KeyError):
+            return []
+
+    # kill once the first batch is recorded done (its pairs, if SmolLM2 wrote any valid
+    # one, are in the file by then): the resume mechanics do not depend on what it writes
     while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_text().count("\n") >= 1:
+        if done_chunks():
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert proc.poll() is None, "the run ended before it could be killed: " + str(
         proc.communicate()[1][-2000:]
     )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    before = lines_of(out)
-    assert 1 <= len(before) < 8
+    before = lines_of(out) if out.exists() else []
+    done_before = done_chunks()
+    assert 1 <= len(done_before) < 8
+    assert {r["chunk_id"] for r in before} <= set(done_before)
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, finished.stderr[-2000:]
     report = json.loads(finished.stdout)
-    assert report["counts"]["chunks_skipped_done"] >= len({r["chunk_id"] for r in before})
-    after = lines_of(out)
+    assert report["counts"]["chunks_skipped_done"] == len(done_before)
+    after = lines_of(out) if out.exists() else []
     assert after[: len(before)] == before  # nothing rewritten
     keys = [(r["chunk_id"], r["question"].lower()) for r in after]
     assert len(keys) == len(set(keys))
@@ -290,7 +303,9 @@ async def test_mcp_cancellation_keeps_the_written_batches(fixture_index, tmp_pat
     counts = again.structured_content["counts"]
     assert counts["chunks_skipped_done"] == len(done_before)
     assert counts["chunks_processed"] == counts["chunks_selected"] - len(done_before)
-    chunk_ids = [r["chunk_id"] for r in lines_of(out)]
+    # SmolLM2's pairs may all fail the validity checks (its questions echo the kind
+    # prompts): then no line is written, and the state file above is the evidence
+    chunk_ids = [r["chunk_id"] for r in lines_of(out)] if out.exists() else []
     assert len(chunk_ids) == len(set(chunk_ids))
 
 
