@@ -88,17 +88,22 @@ def passes(r: dict, t: tuple) -> bool:
     )
 
 
-def pr(rows: list[dict], labels: dict, t: tuple) -> dict:
-    kept = [r for r in rows if passes(r, t)]
+def kept_figures(rows: list[dict], kept: list[dict], labels: dict) -> dict:
+    """kept / precision / recall of a gate that kept ``kept`` out of ``rows``."""
     good = sum(1 for r in rows if labels[r["id"]])
     tp = sum(1 for r in kept if labels[r["id"]])
     return {
         "kept": len(kept),
         "precision": round(tp / len(kept), 3) if kept else None,
         "recall": round(tp / good, 3) if good else None,
-        "faithful_labelled": good,
-        "n": len(rows),
     }
+
+
+def pr(rows: list[dict], labels: dict, t: tuple) -> dict:
+    figures = kept_figures(rows, [r for r in rows if passes(r, t)], labels)
+    figures["faithful_labelled"] = sum(1 for r in rows if labels[r["id"]])
+    figures["n"] = len(rows)
+    return figures
 
 
 def choose(rows: list[dict], labels: dict, target: float, min_recall: float) -> tuple:
@@ -138,13 +143,7 @@ def judge_report(
             for r in rows
             if scores[r["id"]] >= threshold and (not with_lexical or passes(r, lexical))
         ]
-        good = sum(1 for r in rows if labels[r["id"]])
-        tp = sum(1 for r in kept if labels[r["id"]])
-        return {
-            "kept": len(kept),
-            "precision": round(tp / len(kept), 3) if kept else None,
-            "recall": round(tp / good, 3) if good else None,
-        }
+        return kept_figures(rows, kept, labels)
 
     def pick(with_lexical: bool) -> float:
         grid = [(t, figures(cal, t, with_lexical)) for t in JUDGE]
