@@ -41,6 +41,8 @@ def test_a_good_pair_passes_every_gate():
         ("What does the StalledJobAgent do?", "I don't know.", "refusal"),
         ("What does the StalledJobAgent do?", "What does the StalledJobAgent do", "repeats"),
         ("What is the filling mode of pilots?", "The filling mode.", "adds nothing"),
+        ("What does … do?", "It makes a new DiracX release.", "placeholder"),
+        ("How do I ... with dirac-dms-add-file?", "Give it an LFN.", "placeholder"),
     ],
 )
 def test_schema_gate_rejects_with_a_reason(question, answer, reason):

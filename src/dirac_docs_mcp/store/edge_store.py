@@ -284,7 +284,9 @@ class EdgeStore(Store):
                     live.rename(old)
                 new.rename(live)
             except OSError as exc:
-                raise StoreError(f"cannot put the rebuilt index in place at {live}: {exc}") from None
+                raise StoreError(
+                    f"cannot put the rebuilt index in place at {live}: {exc}"
+                ) from None
             self.dir = live
             shutil.rmtree(old, ignore_errors=True)
             self._broken = None

@@ -33,6 +33,11 @@ QUESTION_MIN_WORDS = 4
 ANSWER_MIN_CHARS = 2
 ANSWER_MAX_CHARS = 320  # also the maxLength of the schema the model is held to
 
+# the prompt's question templates write the subject as "…" ('a "What does … do?" question'):
+# a question that still holds an ellipsis copied the template and names nothing (issue 14
+# labelled one such pair; the other gates cannot see it, its answer came from the chunk)
+_TEMPLATE_ELLIPSIS = re.compile(r"…|\.\.\.")
+
 # a question or answer about the prompt itself rather than about DIRAC
 _ABOUT_PROMPT = re.compile(
     r"\b(the|this|above|given|provided|following) (passage|text|excerpt|context|snippet|"
@@ -59,6 +64,8 @@ def schema_problem(question: str, answer: str) -> str | None:
         return "question too short"
     if len(q) > QUESTION_MAX_CHARS:
         return "question too long"
+    if _TEMPLATE_ELLIPSIS.search(q):
+        return "question holds the template's placeholder '…'"
     if len(a) < ANSWER_MIN_CHARS:
         return "answer too short"
     if len(a) > ANSWER_MAX_CHARS:
