@@ -174,6 +174,9 @@ def test_each_question_is_asked_about_a_name_the_chunk_holds():
     asks = plan_questions(PILOT, 2)
     concepts = [a.instruction for a in asks if a.kind == "concept"]
     assert concepts and all("SiteDirector" in c or "JobWrapper" in c for c in concepts)
+    # a link names repositories and pages, not components; a configuration path does
+    linked = "See https://github.com/DIRACGrid/WebAppDIRAC or /Systems/WMS/Agents/SiteDirector."
+    assert chunk_subjects(linked)["concept"] == ["SiteDirector"]
 
 
 def test_a_config_question_needs_an_option_the_chunk_names():

@@ -181,6 +181,10 @@ _ENV_VAR = re.compile(r"(?<![\w$<])[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9](?![\w])")
 _ASSIGNED_NAME = re.compile(r"^\s*([A-Za-z<][\w./<>-]*)\s*=\s*\S", re.MULTILINE)
 _FIRST_CELL = re.compile(r"^\s*\|?\s*([A-Za-z<][\w./<>-]*)\s*\|", re.MULTILINE)
 _CAMEL = re.compile(r"(?<![\w.])[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+(?![\w])")
+# a URL: its CamelCase parts ("github.com/DIRACGrid/WebAppDIRAC") are repository and page
+# names, not components a user asks about (issue 14's labels had "What does WebAppDIRAC
+# do?" from a link). Configuration paths stay: /Systems/.../Agents/StalledJobAgent names one
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
 _HEADER_WORDS = frozenset(
     {
         "name",
@@ -240,7 +244,7 @@ def chunk_subjects(text: str, section: str = "") -> dict[str, list[str]]:
     components = _ranked(
         [
             n
-            for n in _CAMEL.findall(text)
+            for n in _CAMEL.findall(_URL.sub(" ", text))
             if n not in options and n not in _NOT_COMPONENTS and len(n) > 3
         ],
         text,
