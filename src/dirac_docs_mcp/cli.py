@@ -798,8 +798,8 @@ def _add_tune_generator(tune, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-seq-tokens",
         type=int,
-        default=512,
-        help="longer records are re-rendered with shorter passages (512)",
+        default=1024,
+        help="longer records are re-rendered with shorter passages (1024)",
     )
     p.add_argument("--batch-size", type=int, default=1, help="records per micro-batch (1)")
     p.add_argument("--grad-accum", type=int, default=8, help="micro-batches per step (8)")

@@ -184,3 +184,15 @@ def test_removing_the_setting_rolls_back(monkeypatch, tmp_path):
 
     with_adapter = generator_key(load_settings(generator_adapter="tuned:x"))
     assert with_adapter != generator_key(load_settings()) and "tuned:x" in with_adapter
+
+
+def test_fit_caution_warns_only_when_most_records_do_not_fit() -> None:
+    from dirac_docs_mcp.tuning.generator import fit_caution
+
+    dropped = {"prompt too long even at the shortest passages": 106}
+    # the full-corpus export at 512 tokens: 2 of 108 left, the run would train on almost nothing
+    (caution,) = fit_caution(2, 108, dropped, 512)
+    assert "only 2 of 108 records fit --max-seq-tokens 512" in caution
+    assert "raise it" in caution and "prompt too long" in caution
+    assert fit_caution(54, 108, {}, 1024) == []  # half kept: the usual shortening, no warning
+    assert fit_caution(0, 0, {}, 1024) == []

@@ -60,6 +60,18 @@ QUANTIZATIONS = ("auto", "bf16", "fp32", "nf4")
 NOT_IDENTITY = ("save_every", "threads", "eval_generate", "eval_max_new_tokens")
 
 
+def fit_caution(kept: int, total: int, dropped: dict[str, int], max_seq_tokens: int) -> list[str]:
+    """A warning when most records do not fit ``--max-seq-tokens``: the run would train on a
+    few records and look like it worked. Measured: the serving prompt with its worked example
+    left 2 of 108 records of a full-corpus export at 512 tokens, hence the default 1024."""
+    if not total or kept * 2 >= total:
+        return []
+    return [
+        f"only {kept} of {total} records fit --max-seq-tokens {max_seq_tokens} "
+        f"(dropped: {dropped}); raise it (1024 fits most records of the serving prompt)"
+    ]
+
+
 @dataclass
 class TuneOptions:
     data: Path
@@ -72,7 +84,7 @@ class TuneOptions:
     alpha: int | None = None  # default 2 x rank
     dropout: float = 0.05
     target_modules: tuple[str, ...] = ATTENTION
-    max_seq_tokens: int = 512
+    max_seq_tokens: int = 1024
     batch_size: int = 1
     grad_accum: int = 8
     warmup_steps: int | None = None  # default 5 % of the steps, at most 20
@@ -397,6 +409,14 @@ def tune_generator(settings: Settings, options: TuneOptions) -> TuneResult:
             f"no training record fits --max-seq-tokens {options.max_seq_tokens} "
             f"({dict(renderer.dropped)}); raise it"
         )
+    fit_cautions = fit_caution(
+        len(train_examples) + len(validation_examples),
+        len(train_records) + len(validation_records),
+        dict(renderer.dropped),
+        options.max_seq_tokens,
+    )
+    for caution in fit_cautions:  # said before the hours of training, not after
+        print(f"WARNING: {caution}", file=sys.stderr)
 
     steps = options.max_steps or steps_for(
         len(train_examples), options.batch_size, options.grad_accum, options.epochs
@@ -529,7 +549,7 @@ def tune_generator(settings: Settings, options: TuneOptions) -> TuneResult:
                 "device": _device_label(device, threads),
                 "torch": torch.__version__,
             },
-            warnings=cautions,
+            warnings=fit_cautions + cautions,
         )
         write_manifest(staging, manifest)
         folder = publish(staging, models_dir, "adapter", name, replace=options.force)
