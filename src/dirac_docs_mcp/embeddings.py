@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from .errors import ModelError
+from .hardware import cpu_has_fast_bf16
 from .models.embedding import EmbeddingModelSpec, tokenizer_path, write_bm25_dir
 from .stopwords import ENGLISH_STOPWORDS
 
@@ -140,14 +141,6 @@ class TorchDenseEncoder:
         return self._encode([self.spec.query_prefix + text])[0]
 
 
-def _cpu_has_fast_bf16(torch) -> bool:
-    """True where oneDNN runs bf16 natively (AVX512-BF16/AMX); False where it cannot tell."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:  # a torch build without oneDNN (e.g. some ARM wheels)
-        return False
-
-
 class SentenceTransformerEncoder:
     """A sentence-transformers folder on torch (the optional second dense model).
 
@@ -175,7 +168,7 @@ class SentenceTransformerEncoder:
             torch.set_num_threads(threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":
-            dtype = "bf16" if device == "cuda" or _cpu_has_fast_bf16(torch) else "fp32"
+            dtype = "bf16" if device == "cuda" or cpu_has_fast_bf16(torch) else "fp32"
         torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
         self.batch_size = batch_size
         from transformers.utils import logging as hf_logging

@@ -13,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from dirac_docs_mcp.embeddings import _cpu_has_fast_bf16  # noqa: E402
 from dirac_docs_mcp.generator.quantize import kept_dtype, quantize_int8_dynamic  # noqa: E402
+from dirac_docs_mcp.hardware import cpu_has_fast_bf16  # noqa: E402
 
 
 def tiny_qwen2():
@@ -34,7 +34,7 @@ def tiny_qwen2():
 def test_int8_keeps_down_proj_in_the_cpus_fast_float_and_agrees_with_fp32() -> None:
     reference = tiny_qwen2()
     model = quantize_int8_dynamic(copy.deepcopy(reference).to(torch.bfloat16))
-    expected = torch.bfloat16 if _cpu_has_fast_bf16(torch) else torch.float32
+    expected = torch.bfloat16 if cpu_has_fast_bf16(torch) else torch.float32
     assert kept_dtype(torch) == expected
     layer = model.model.layers[0]
     # the MLP output projection is left out of int8, in bf16 only where the CPU runs it

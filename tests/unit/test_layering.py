@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 
 #: a module may import modules of its own layer or of a lower one (first match wins)
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (0, ("errors", "config", "schemas", "stopwords", "")),  # "" is the package __init__
+    (0, ("errors", "config", "schemas", "stopwords", "hardware", "")),  # "" = package __init__
     (1, ("models",)),
     (2, ("embeddings", "generator", "store", "indexer", "sources", "query_log")),
     (3, ("runtime",)),

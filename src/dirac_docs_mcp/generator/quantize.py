@@ -104,9 +104,9 @@ def kept_dtype(torch):
     to the first token (the prompt's bf16 matmuls are emulated) and 21.5 s in all; in fp32,
     2.2 s and 17.5 s, 3.7 GB peak RSS either way; per answer_question (12 dev questions)
     p50 44.1 s vs 19.6 s."""
-    from ..embeddings import _cpu_has_fast_bf16
+    from ..hardware import cpu_has_fast_bf16
 
-    return torch.bfloat16 if _cpu_has_fast_bf16(torch) else torch.float32
+    return torch.bfloat16 if cpu_has_fast_bf16(torch) else torch.float32
 
 
 def _to_bf16(module, args):

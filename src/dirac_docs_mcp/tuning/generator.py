@@ -162,9 +162,9 @@ def training_precision(quantization: str, device: str) -> str:
         return quantization
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    from ..embeddings import _cpu_has_fast_bf16  # one CPU bf16 check for every model
+    from ..hardware import cpu_has_fast_bf16
 
-    return "bf16" if _cpu_has_fast_bf16(torch) else "fp32"
+    return "bf16" if cpu_has_fast_bf16(torch) else "fp32"
 
 
 def load_for_training(spec: GeneratorModelSpec, device: str, precision: str):

@@ -222,9 +222,9 @@ def _write_pairs(path: Path, pairs: Sequence[TrainingPair]) -> DataFile:
 def _fast_bf16() -> bool:
     import torch
 
-    from ..embeddings import _cpu_has_fast_bf16
+    from ..hardware import cpu_has_fast_bf16
 
-    return torch.cuda.is_available() or _cpu_has_fast_bf16(torch)
+    return torch.cuda.is_available() or cpu_has_fast_bf16(torch)
 
 
 def tune_retriever(
