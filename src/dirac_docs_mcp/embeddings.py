@@ -63,7 +63,15 @@ class OnnxDenseEncoder:
 
     _registered: set[str] = set()
 
-    def __init__(self, spec: EmbeddingModelSpec, batch_size: int = 32, threads: int | None = None):
+    def __init__(
+        self,
+        spec: EmbeddingModelSpec,
+        batch_size: int = 32,
+        threads: int | None = None,
+        spinning: bool = True,
+    ):
+        """``spinning=False`` where another thread pool shares the process (a torch second
+        dense model): see :func:`_stop_spinning`."""
         from fastembed import TextEmbedding
         from fastembed.common.model_description import ModelSource, PoolingType
 
@@ -90,6 +98,7 @@ class OnnxDenseEncoder:
         except Exception as exc:  # onnxruntime raises many types
             raise ModelError(f"could not load ONNX model from {spec.path}: {exc}") from exc
         self._model.model.tokenizer.enable_truncation(max_length=spec.max_tokens)
+        self.spinning = spinning or _stop_spinning(self._model, spec.path / "model.onnx")
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         prefixed = [self.spec.document_prefix + t for t in texts]
@@ -97,6 +106,36 @@ class OnnxDenseEncoder:
 
     def embed_query(self, text: str) -> list[float]:
         return next(iter(self._model.embed([self.spec.query_prefix + text]))).tolist()
+
+
+def _stop_spinning(embedding, model_file) -> bool:
+    """Rebuild fastembed's onnxruntime session so that its idle threads sleep instead of
+    spinning; returns whether they may still spin (fastembed's layout not recognised).
+
+    onnxruntime's threads spin-wait for a while after each run. Beside another thread pool
+    (torch, for the second dense model) on a 2-core CPU they take the cores the next model
+    needs. Measured on a 2-core AMD EPYC (AVX512-BF16, no AMX), dev questions: EmbeddingGemma's
+    query took 119 ms right after a MiniLM query against 88 ms alone, 89 ms with spinning
+    off; stdio search p50 146 -> 110-116 ms (two alternating runs each). Alone, MiniLM gains
+    from spinning (stdio search p50 15 ms with it, 17-20 ms without), so it is turned off
+    only beside a second model. fastembed does not expose the option, hence the rebuilt
+    session."""
+    try:
+        import onnxruntime as ort
+    except ImportError:  # fastembed needs it; nothing to do without it
+        return True
+    inner = getattr(embedding, "model", None)
+    session = getattr(inner, "model", None)
+    if not isinstance(session, ort.InferenceSession):
+        log.warning("fastembed's onnxruntime session not found: its threads may spin")
+        return True
+    options = session.get_session_options()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    inner.model = ort.InferenceSession(
+        str(model_file), sess_options=options, providers=session.get_providers()
+    )
+    return False
 
 
 class TorchDenseEncoder:
@@ -212,13 +251,19 @@ class SentenceTransformerEncoder:
 
 
 def load_dense_encoder(
-    spec: EmbeddingModelSpec, batch_size: int = 32, threads: int | None = None
+    spec: EmbeddingModelSpec,
+    batch_size: int = 32,
+    threads: int | None = None,
+    beside_torch: bool = False,
 ) -> DenseEncoder:
+    """``beside_torch``: a torch model (the second dense model) runs in the same process,
+    so an ONNX encoder's idle threads must not spin on the cores it needs."""
     log.info("loading dense encoder %s (%s) from %s", spec.model_id, spec.backend, spec.path)
     if spec.backend == "sentence-transformers":  # a tuned retriever without its int8 copy
         return SentenceTransformerEncoder(spec, batch_size=batch_size, threads=threads)
-    cls = OnnxDenseEncoder if spec.backend == "onnx" else TorchDenseEncoder
-    return cls(spec, batch_size=batch_size, threads=threads)
+    if spec.backend == "onnx":
+        return OnnxDenseEncoder(spec, batch_size, threads, spinning=not beside_torch)
+    return TorchDenseEncoder(spec, batch_size=batch_size, threads=threads)
 
 
 class Bm25Encoder:
@@ -280,7 +325,13 @@ class Encoders:
     @property
     def dense(self) -> DenseEncoder:
         return self._once(
-            "dense", lambda: load_dense_encoder(self.spec, self._batch_size, self._threads)
+            "dense",
+            lambda: load_dense_encoder(
+                self.spec,
+                self._batch_size,
+                self._threads,
+                beside_torch=self.dense2_spec is not None,
+            ),
         )
 
     @property

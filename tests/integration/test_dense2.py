@@ -162,3 +162,31 @@ def test_no_change_rerun_does_not_load_the_second_model(dense2_index, tmp_path):
             assert mine and all(len(d[DENSE2]) == 384 for d in mine)
     finally:
         edited.write_text(original)
+
+
+def test_onnx_threads_sleep_only_beside_the_second_model(dense2_index):
+    """Beside a torch model, MiniLM's onnxruntime threads must not spin-wait on the cores
+    the torch model needs next (measured: EmbeddingGemma's query 119 -> 89 ms); alone they
+    keep spinning, which MiniLM's own latency gains from. Same vectors either way."""
+    settings, _, _ = dense2_index
+    plain = load_settings(data_dir=settings.data_dir, index_path=settings.index_path)
+    with Runtime(settings) as beside, Runtime(plain) as alone:
+        sessions = {}
+        for name, runtime in (("beside", beside), ("alone", alone)):
+            encoder = runtime.encoders.dense
+            session = encoder._model.model.model  # fastembed's onnxruntime session
+            sessions[name] = (
+                encoder.spinning,
+                _config_entry(session, "session.intra_op.allow_spinning"),
+                encoder.embed_query("How do I get a proxy?"),
+            )
+    assert sessions["beside"][:2] == (False, "0")
+    assert sessions["alone"][:2] == (True, None)  # onnxruntime's default: spinning
+    assert sessions["beside"][2] == pytest.approx(sessions["alone"][2], abs=1e-6)
+
+
+def _config_entry(session, key: str) -> str | None:
+    try:
+        return session.get_session_options().get_session_config_entry(key)
+    except RuntimeError:  # onnxruntime raises for a key never set
+        return None
