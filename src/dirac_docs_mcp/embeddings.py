@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from .errors import ModelError
@@ -108,7 +109,7 @@ class OnnxDenseEncoder:
         return next(iter(self._model.embed([self.spec.query_prefix + text]))).tolist()
 
 
-def _stop_spinning(embedding, model_file) -> bool:
+def _stop_spinning(embedding: object, model_file: Path) -> bool:
     """Rebuild fastembed's onnxruntime session so that its idle threads sleep instead of
     spinning; returns whether they may still spin (fastembed's layout not recognised).
 
@@ -132,9 +133,14 @@ def _stop_spinning(embedding, model_file) -> bool:
     options = session.get_session_options()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    inner.model = ort.InferenceSession(
-        str(model_file), sess_options=options, providers=session.get_providers()
-    )
+    try:
+        rebuilt = ort.InferenceSession(
+            str(model_file), sess_options=options, providers=session.get_providers()
+        )
+    except Exception as exc:  # the loaded session still works: slower beside torch, not wrong
+        log.warning("could not rebuild %s without spinning threads: %s", model_file, exc)
+        return True
+    inner.model = rebuilt
     return False
 
 

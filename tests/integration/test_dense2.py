@@ -185,6 +185,21 @@ def test_onnx_threads_sleep_only_beside_the_second_model(dense2_index):
     assert sessions["beside"][2] == pytest.approx(sessions["alone"][2], abs=1e-6)
 
 
+def test_a_session_that_cannot_be_rebuilt_keeps_working(dense2_index, tmp_path, caplog):
+    """If the ONNX file cannot be loaded again, the encoder keeps fastembed's own session
+    (spinning, so slower beside torch, never wrong) and says so in the log."""
+    from dirac_docs_mcp.embeddings import _stop_spinning
+
+    settings, _, _ = dense2_index
+    plain = load_settings(data_dir=settings.data_dir, index_path=settings.index_path)
+    with Runtime(plain) as runtime:
+        encoder = runtime.encoders.dense
+        before = encoder.embed_query("How do I get a proxy?")
+        assert _stop_spinning(encoder._model, tmp_path / "missing.onnx") is True
+        assert "without spinning threads" in caplog.text
+        assert encoder.embed_query("How do I get a proxy?") == pytest.approx(before, abs=1e-6)
+
+
 def _config_entry(session, key: str) -> str | None:
     try:
         return session.get_session_options().get_session_config_entry(key)
