@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_search import pct  # same folder: run as python benchmarks/bench_dense2_query.py
 
 from dirac_docs_mcp.config import load_settings
 from dirac_docs_mcp.embeddings import SentenceTransformerEncoder
@@ -31,11 +32,6 @@ from dirac_docs_mcp.hardware import cpu_has_fast_bf16
 from dirac_docs_mcp.models.embedding import resolve_dense2_model
 from dirac_docs_mcp.runtime import Runtime
 from dirac_docs_mcp.store.base import DENSE2, named_dense
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def cpu_description() -> dict:

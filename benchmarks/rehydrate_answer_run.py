@@ -4,7 +4,7 @@ The answer runs in ``benchmarks/results/`` are committed without corpus text (ea
 its passages' source and section, and the model's raw attempts). Retrieval is deterministic,
 so asking the index again for each question gives the same passages; this script does that,
 checks that every passage matches the stored source and section, and writes a full run file
-that ``calibrate_answers.py`` (and ``calibrate_fallback.py``) can replay without generating.
+that ``calibrate_answers.py`` can replay without generating.
 Rows whose passages no longer match (the index or the default ranking changed since the run)
 are reported and left out, never silently re-paired.
 

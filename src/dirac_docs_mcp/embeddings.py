@@ -63,6 +63,7 @@ class OnnxDenseEncoder:
     """fastembed over a local ONNX folder: mean pooling + L2 normalisation."""
 
     _registered: set[str] = set()
+    MODEL_FILE = "model.onnx"  # what a model folder holds (built-in, int8 copy of a tuned one)
 
     def __init__(
         self,
@@ -87,7 +88,7 @@ class OnnxDenseEncoder:
                     normalization=True,
                     sources=ModelSource(hf="local/none"),
                     dim=spec.dim,
-                    model_file="model.onnx",
+                    model_file=self.MODEL_FILE,
                 )
             except ValueError:
                 pass  # registered by an earlier instance in this process
@@ -99,7 +100,7 @@ class OnnxDenseEncoder:
         except Exception as exc:  # onnxruntime raises many types
             raise ModelError(f"could not load ONNX model from {spec.path}: {exc}") from exc
         self._model.model.tokenizer.enable_truncation(max_length=spec.max_tokens)
-        self.spinning = spinning or _stop_spinning(self._model, spec.path / "model.onnx")
+        self.spinning = spinning or _stop_spinning(self._model, spec.path / self.MODEL_FILE)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         prefixed = [self.spec.document_prefix + t for t in texts]
@@ -121,10 +122,8 @@ def _stop_spinning(embedding: object, model_file: Path) -> bool:
     from spinning (stdio search p50 15 ms with it, 17-20 ms without), so it is turned off
     only beside a second model. fastembed does not expose the option, hence the rebuilt
     session."""
-    try:
-        import onnxruntime as ort
-    except ImportError:  # fastembed needs it; nothing to do without it
-        return True
+    import onnxruntime as ort  # fastembed's own dependency, loaded with it
+
     inner = getattr(embedding, "model", None)
     session = getattr(inner, "model", None)
     if not isinstance(session, ort.InferenceSession):
