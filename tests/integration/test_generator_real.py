@@ -253,6 +253,71 @@ def test_yes_probability(generator) -> None:
     # 0.15 vs 0.11 and 0.20 vs 0.22): only the range and the vocabulary are asserted.
 
 
+def test_continuation_logprobs_score_the_reply_and_see_the_context(generator) -> None:
+    """The scores are the model's own: the reply it writes greedily is, token by token, its
+    most likely next token, and a made-up name becomes likely only when the context holds
+    it (the pointwise mutual information the answer signals are built on)."""
+    ask = [{"role": "user", "content": "Name three colours."}]
+    reply = generator.generate(ask, max_new_tokens=12).text
+    scored = generator.continuation_logprobs(ask, reply)
+    assert len(scored) == len(generator._encode(reply))
+    assert all(x <= 0.0 for x in scored)
+    # greedy: each token was the arg-max, so it cannot be very unlikely (a token that had
+    # the most mass among ~49k holds more than 1/49k of it); an unrelated reply scores lower
+    assert min(scored) > -11.0
+    unrelated = generator.continuation_logprobs(ask, "Kettles boil slowly in winter.")
+    assert sum(scored) / len(scored) > sum(unrelated) / len(unrelated) + 1.0
+
+    name = "Zorbulax-7781"
+
+    def question(context: str) -> list[dict]:
+        return [{"role": "user", "content": f"{context}What is the agent called?"}]
+
+    with_ctx = generator.continuation_logprobs(
+        question(f"The agent is called {name}. "), name, prefix="The agent is called "
+    )
+    without = generator.continuation_logprobs(question(""), name, prefix="The agent is called ")
+    assert len(with_ctx) == len(without) > 1
+    pmi = sum(with_ctx) - sum(without)
+    assert pmi > 5.0, (with_ctx, without)
+    assert generator.continuation_logprobs(ask, "") == []
+
+
+def test_scoring_after_a_generation_reuses_only_the_shared_prompt(settings) -> None:
+    """continuation_logprobs right after generate() reads the prompt from that generation's
+    key/value cache, cut back to what the two prompts share: the same prompt scores as a
+    fresh read of it does, a different prompt is not scored against the stale cache, and a
+    second scoring (the cache now longer) still sees only its own prompt. In fp32, where a
+    pass's result does not depend on how many tokens it reads (the CPU int8 default's
+    activation scales do: SmolLM2's mean moved by 0.4 nats), so equality can be asserted."""
+    import statistics
+
+    generator = load_generator(settings.model_copy(update={"generator_quantization": "fp32"}))
+    passage = "The StalledJobAgent declares a job Stalled after StalledTimeHours, 2 hours."
+    asked = [{"role": "user", "content": f"{passage} After how long is a job stalled?"}]
+    other = [{"role": "user", "content": "Which colour is the sky on a clear day?"}]
+    reply = "After StalledTimeHours, 2 hours."
+
+    def fresh(messages: list[dict]) -> list[float]:
+        generator._prompt_cache = None
+        return generator.continuation_logprobs(messages, reply)
+
+    expected_asked, expected_other = fresh(asked), fresh(other)
+    generator.generate(asked, max_new_tokens=4)
+    assert generator._prompt_cache is not None
+    cached_asked = generator.continuation_logprobs(asked, reply)
+    cached_other = generator.continuation_logprobs(other, reply)
+    again_asked = generator.continuation_logprobs(asked, reply)
+    for got, want in (
+        (cached_asked, expected_asked),
+        (cached_other, expected_other),
+        (again_asked, expected_asked),
+    ):
+        assert got == pytest.approx(want, abs=1e-3)
+    # the passage makes the reply likelier: the scores are about the prompt given
+    assert statistics.fmean(cached_asked) > statistics.fmean(cached_other) + 0.5
+
+
 @pytest.mark.gpu
 def test_cuda_nf4_generates(models_data_dir) -> None:
     if not torch.cuda.is_available():

@@ -63,3 +63,11 @@ class Generator(Protocol):
     def yes_probability(
         self, messages: Messages, answer_prefix: str = "", timeout_s: float | None = None
     ) -> float: ...
+
+    def continuation_logprobs(
+        self,
+        messages: Messages,
+        continuation: str,
+        prefix: str = "",
+        timeout_s: float | None = None,
+    ) -> list[float]: ...

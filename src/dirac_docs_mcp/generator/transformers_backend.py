@@ -170,6 +170,8 @@ class TransformersGenerator:
         self._grammar_cache = GrammarCache(self.tokenizer, self.vocab_size, self.stop_ids)
         self._grammars = self._grammar_cache.grammars  # compiled grammars by schema_key
         self._yes_no: tuple[list[int], list[int]] | None = None
+        # (token ids, key/value cache of them) of the last single-prompt generation
+        self._prompt_cache: tuple[list[int], Any] | None = None
         self.load_seconds = time.perf_counter() - start
         log.info(
             "generator %s loaded on %s (%s) in %.1f s",
@@ -235,7 +237,8 @@ class TransformersGenerator:
         logits_processor: Any = None,
     ) -> tuple[list[list[int]], StopPolicy, float]:
         """Decode a micro-batch of prompts (left padded); the new ids of each, cut after its
-        first stop token."""
+        first stop token. A single prompt's key/value cache is kept (see
+        :meth:`continuation_logprobs`)."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -254,6 +257,7 @@ class TransformersGenerator:
         input_ids = torch.tensor(rows, dtype=torch.long, device=self.model.device)
         attention_mask = torch.tensor(mask, dtype=torch.long, device=self.model.device)
         greedy = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        self._prompt_cache = None
         start = time.monotonic()
         with torch.inference_mode():
             output = self.model.generate(
@@ -264,12 +268,18 @@ class TransformersGenerator:
                 pad_token_id=self.pad_id,
                 stopping_criteria=StoppingCriteriaList([_Criteria()]),
                 logits_processor=[logits_processor] if logits_processor is not None else None,
+                return_dict_in_generate=True,
                 **greedy,
             )
         policy.finish()
+        cache = getattr(output, "past_key_values", None)
+        if len(prompts) == 1 and cache is not None and hasattr(cache, "crop"):
+            # scoring the reply right after (the answer tool's context PMI) then reads only
+            # the reply's tokens instead of the whole prompt again (~1,500 tokens, 2-4 s)
+            self._prompt_cache = (list(prompts[0]), cache)
         stops = set(self.stop_ids)
         news = []
-        for row in output[:, width:].tolist():
+        for row in output.sequences[:, width:].tolist():
             end = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
             news.append(row[:end])
         return news, policy, start
@@ -451,6 +461,68 @@ class TransformersGenerator:
         if p_yes + p_no <= 0:
             return 0.5
         return p_yes / (p_yes + p_no)
+
+    # -- scoring a given reply -------------------------------------------------------------
+    def continuation_logprobs(
+        self,
+        messages: Messages,
+        continuation: str,
+        prefix: str = "",
+        timeout_s: float | None = None,
+    ) -> list[float]:
+        """Natural-log probability of each token of ``continuation`` as the assistant's
+        reply to ``messages``, after ``prefix`` (read as reply text, not scored). One forward
+        pass, no decoding: the model's own confidence in a text it or another wrote. When
+        ``messages`` are those of the last single generation, the prompt is not read again:
+        its key/value cache from that generation is cut back to the prompt and reused."""
+        import torch
+
+        called = time.monotonic()
+        deadline = called + (timeout_s if timeout_s is not None else self.default_timeout_s)
+        target = self._encode(continuation)
+        if not target:
+            return []
+        if self._acquire(deadline, None) is not None:
+            raise GenerationError("the generator was busy for the whole time budget")
+        try:
+            prompt_ids, _, _ = self._prompt_ids(messages, len(target) + 8)
+            if prefix:
+                prompt_ids = prompt_ids + self._encode(prefix)
+            full = prompt_ids + target
+            # logits at position i predict token i + 1: the last len(target) + 1 are needed,
+            # so at least that many tokens go through the model
+            reuse, cache = 0, None
+            if self._prompt_cache is not None:
+                cached_ids, cached = self._prompt_cache
+                same = 0
+                for a, b in zip(cached_ids, full[: len(full) - len(target) - 1], strict=False):
+                    if a != b:
+                        break
+                    same += 1
+                if same:
+                    # a negative crop removes that many tokens from the end (transformers
+                    # 4.x and 5.x alike; 5.x refuses the older "keep this many" form)
+                    extra = cached.get_seq_length() - same
+                    if extra > 0:
+                        cached.crop(-extra)
+                    reuse, cache = same, cached
+            ids = torch.tensor([full[reuse:]], dtype=torch.long, device=self.model.device)
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=ids,
+                    past_key_values=cache,
+                    use_cache=cache is not None,
+                    logits_to_keep=len(target) + 1,
+                ).logits[0]
+            if cache is not None:
+                # the cache now also holds this reply; a later call crops it again, but a
+                # prefix shorter than the cached prompt can no longer grow back
+                self._prompt_cache = (full[: cache.get_seq_length()], cache)
+            logprobs = torch.log_softmax(logits[:-1].float(), dim=-1)
+            chosen = logprobs.gather(1, torch.tensor(target, device=logprobs.device)[:, None])
+        finally:
+            self._lock.release()
+        return [float(x) for x in chosen[:, 0]]
 
 
 # --------------------------------------------------------------------------------------
