@@ -43,6 +43,16 @@ def test_a_good_pair_passes_every_gate():
         ("What is the filling mode of pilots?", "The filling mode.", "adds nothing"),
         ("What does … do?", "It makes a new DiracX release.", "placeholder"),
         ("How do I ... with dirac-dms-add-file?", "Give it an LFN.", "placeholder"),
+        (
+            "How does dirac-admin-sysadmin-cli update a server?",
+            "It updates the software, then restarts all services so they pick up the",
+            "mid-sentence",
+        ),
+        (
+            "How do I submit a Python script with DIRAC?",
+            "Write a JDL for it. You can follow these steps and commands:",
+            "mid-sentence",
+        ),
     ],
 )
 def test_schema_gate_rejects_with_a_reason(question, answer, reason):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dirac_docs_mcp.tools.answer_check import asked_kind, check_answer
 from dirac_docs_mcp.tools.support import (
     Passage,
+    dangles,
     echoes,
     is_finished,
     question_coverage,
@@ -205,6 +206,44 @@ def test_unfinished_last_sentence_dropped_only_when_cut_at_a_bound():
         "Which command creates a proxy?", "dirac-proxy-init -g dirac_user", [], [PROXY], MIN_SHARE
     )
     assert done.problem is None and done.kept[0].passages == [1]
+
+
+def test_fragments_the_model_broke_off_are_dropped_even_when_it_stopped_by_itself():
+    """The 0.5B ends some answers mid-sentence on its own (no bound reached), and those
+    passed the support checks on dev: "This is done by setting the [2]", "by using the",
+    "you can use the following Python snippet: [2]." Such a sentence is a fragment."""
+    for fragment in (
+        "This is done by setting the [2]",
+        "you can find out which resources accept your job by using the [1][2][3]",
+        "Outside the main loop the worker is checking request status and",
+        "To convert your CS you can use the following Python snippet: [2].",
+    ):
+        assert dangles(fragment, last=True), fragment
+    for finished in (
+        "StalledTimeHours = 2 hours before a running job is stalled [1].",
+        "Use DIRAC 2.4a",
+        "Run dirac-proxy-init -g dirac_user",
+        "It is off by default.",
+        "The log is written to /opt/dirac/runit/WorkloadManagement/JobAgent/log/current",
+    ):
+        assert not dangles(finished, last=True), finished
+    # a colon is a fragment only when nothing follows it
+    assert not dangles("Two options control it:", last=False)
+
+    question = "How long before a running job is declared stalled?"
+    only = check_answer(question, "StalledTimeHours is set by the [1]", [], [STALLED], MIN_SHARE)
+    assert only.problem == "the model's answer breaks off mid-sentence" and not only.kept
+    mixed = check_answer(
+        question,
+        "StalledTimeHours = 2 hours before a running job is stalled [1]. This is done by "
+        "setting the [1]",
+        [],
+        [STALLED],
+        MIN_SHARE,
+    )
+    assert mixed.problem is None and len(mixed.kept) == 1
+    assert [d.problem for d in mixed.dropped] == ["fragment"]
+    assert "setting the" not in mixed.text
 
 
 def test_a_sentence_cites_every_model_cited_passage_that_supports_it():

@@ -4,7 +4,8 @@ index, so the dev evaluation can replay them offline on stored generations).
 :func:`check_answer` splits the answer into sentences, keeps a sentence only when a passage
 supports it (:mod:`.support`), makes it cite every model-cited passage that does (else the
 best other), and says why nothing can be returned: a refusal, the instructions or the
-question echoed back, a sentence cut at a bound, no supported sentence, a supported sentence
+question echoed back, a sentence cut at a bound or broken off by the model, no supported
+sentence, a supported sentence
 said away from what the question asks (anchored share), or the asked number/option/command
 missing (:func:`asked_kind`).
 """
@@ -18,6 +19,7 @@ from .support import (
     Passage,
     Term,
     anchored_share,
+    dangles,
     echoes,
     is_finished,
     repeats_question,
@@ -122,8 +124,12 @@ def check_answer(
         clean, markers = strip_markers(sentence)
         if not clean:
             continue
-        if cut_at_bound and i == len(sentences) - 1 and not is_finished(sentence):
+        last = i == len(sentences) - 1
+        if cut_at_bound and last and not is_finished(sentence):
             dropped.append(CheckedSentence(clean, problem="unfinished"))
+            continue
+        if dangles(clean, last):
+            dropped.append(CheckedSentence(clean, problem="fragment"))
             continue
         if repeats_question(clean, question) or says_unknown(clean):
             dropped.append(CheckedSentence(clean, problem="adds nothing"))
@@ -150,6 +156,8 @@ def check_answer(
             return AnswerCheck(
                 [], dropped, "the answer was cut off before its first sentence ended"
             )
+        if reasons <= {"unfinished", "fragment"}:
+            return AnswerCheck([], dropped, "the model's answer breaks off mid-sentence")
         return AnswerCheck(
             [], dropped, "no sentence of the model's answer is supported by the passages"
         )

@@ -19,6 +19,7 @@ from .support import (
     anchored_share,
     claim_words,
     content_words,
+    dangles,
     phrase_share,
     says_unknown,
     specific_terms,
@@ -74,6 +75,11 @@ def schema_problem(question: str, answer: str) -> str | None:
         return "answer is a refusal"
     if a.rstrip("?").lower() == q.rstrip("?").lower():
         return "answer repeats the question"
+    sentences = split_sentences(a)
+    if any(dangles(x, i == len(sentences) - 1) for i, x in enumerate(sentences)):
+        # the answer tool's fragment check: a model fine-tuned on "…so they pick up the"
+        # learns to stop mid-sentence (9 of the 197 labelled pairs; 6 unfaithful)
+        return "answer breaks off mid-sentence"
     answer_words = set(content_words(a))
     if not answer_words:
         return "answer has no content words"

@@ -478,6 +478,24 @@ def is_finished(sentence: str) -> bool:
     return bool(s) and s[-1] in ".!?)\"'`:;]"
 
 
+# words no finished English sentence ends on: a sentence that does is a fragment, whatever
+# its punctuation ("This is done by setting the [2]", "by using the [1][2][3]" on dev)
+_DANGLING = frozenset(
+    "the a an of by with from into via using and or than such following your its their".split()
+)
+
+
+def dangles(sentence: str, last: bool = False) -> bool:
+    """A fragment the model broke off: its last word cannot end a sentence, or (the
+    answer's ``last`` sentence) it announces with a colon what never follows ("use the
+    following snippet:")."""
+    clean = strip_markers(sentence or "")[0].rstrip().rstrip(".!?;,").rstrip()
+    if last and clean.endswith(":"):
+        return True
+    words = clean.split()
+    return bool(words) and words[-1].lower() in _DANGLING
+
+
 # --------------------------------------------------------------------------------------
 # phrase-level support (added for the Q-A faithfulness gate)
 # --------------------------------------------------------------------------------------
