@@ -7,7 +7,12 @@ runs (:func:`check_answer` on the stored text, the question coverage on the stor
 and prints the issue's figures, so a thin margin over neighbouring thresholds is visible.
 
     python benchmarks/calibrate_answers.py RUN.json --questions ../shared/eval/dev.jsonl \
-        --aliases ../shared/corpus/pdf/pdf_sources.json [--json OUT.json]
+        --aliases ../shared/corpus/pdf/pdf_sources.json [--json OUT.json] \
+        [--context-pmi SCORES.json]
+
+The context-PMI gate (``answer_min_context_pmi``) is replayed from each judged attempt's
+``context_pmi`` (runs made since the signal exists store it) or, for older runs, from
+``--context-pmi``: scores written by ``answer_logprob_signals.py`` for the same run.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ COVERAGES = (0.0, 1.0)
 # the question's words in one window of one passage: AUROC 0.65 on dev, too weak to gate
 QUESTION_WINDOWS = (0.0,)
 ANCHORED = (0.0, 0.4, 0.5, 0.6)
+CONTEXT_PMI = (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5)
 # the first attempt's answer bound at the default 256-token budget (runs that predate the
 # field in the trace)
 FIRST_MAX_ANSWER_CHARS = 3 * (256 - 24)
@@ -41,8 +47,11 @@ def replay(
     typed: bool,
     qwindow: float = 0.0,
     anchored: float = 0.0,
+    context_pmi: float = 0.0,
 ):
-    """The tool's verdict on one stored row at these thresholds: (answered, text, cited)."""
+    """The tool's verdict on one stored row at these thresholds: (answered, text, cited).
+    A context-PMI threshold needs the judged attempt's ``context_pmi`` (a row without one
+    is answered as if the gate were off, and counted by :func:`missing_pmi`)."""
     hits = row["passages"]
     if not hits:
         return False, "", []
@@ -53,11 +62,8 @@ def replay(
     if not row["attempts"]:
         return False, "", []
     # the live tool retries only an answer cut at a bound; use the first one otherwise
-    first = row["attempts"][0]
-    first_cut = first["finish_reason"] in ("length", "timeout") or len(first["answer"]) >= (
-        first.get("max_answer_chars", FIRST_MAX_ANSWER_CHARS) - 8
-    )
-    attempt = row["attempts"][-1] if first_cut else first
+    attempt = judged_attempt(row)
+    assert attempt is not None
     chars = attempt["max_chars_per_passage"]
     passages = [
         Passage(
@@ -80,15 +86,65 @@ def replay(
     )
     if check.problem is not None:
         return False, "", []
+    pmi = attempt.get("context_pmi")
+    if context_pmi > 0 and pmi is not None and pmi < context_pmi:
+        return False, "", []
     cited = sorted({n for s in check.kept for n in s.passages})
     return True, check.text, [hits[n - 1]["source"] for n in cited]
+
+
+def judged_attempt(row: dict) -> dict | None:
+    """The attempt the tool's checks judge: the retry only when the first was cut."""
+    if not row.get("attempts"):
+        return None
+    first = row["attempts"][0]
+    first_cut = first["finish_reason"] in ("length", "timeout") or len(first["answer"]) >= (
+        first.get("max_answer_chars", FIRST_MAX_ANSWER_CHARS) - 8
+    )
+    return row["attempts"][-1] if first_cut else first
+
+
+def add_context_pmi(rows: list[dict], path: str) -> None:
+    """Put answer_logprob_signals.py's scores into each row's judged attempt."""
+    scores = json.loads(Path(path).read_text())
+    for row in rows:
+        attempt, s = judged_attempt(row), scores.get(row["id"])
+        if attempt is not None and s and s["ctx"] and s["noctx"]:
+            attempt["context_pmi"] = sum(s["ctx"]) / len(s["ctx"]) - sum(s["noctx"]) / len(
+                s["noctx"]
+            )
+
+
+def missing_pmi(rows: list[dict]) -> int:
+    return sum(
+        1
+        for r in rows
+        if (a := judged_attempt(r)) is not None and a["answer"] and "context_pmi" not in a
+    )
+
+
+_VERDICTS: dict[tuple, tuple[bool, str, list[str]]] = {}
+
+
+def cached_replay(row: dict, question: dict, aliases: dict, **thresholds):
+    """:func:`replay`, the support checks run once per row and thresholds: the context-PMI
+    gate comes after them, so its grid reuses their verdict."""
+    pmi = thresholds.pop("context_pmi", 0.0)
+    key = (row["id"], *sorted(thresholds.items()))
+    if key not in _VERDICTS:
+        _VERDICTS[key] = replay(row, question, aliases, **thresholds)
+    answered, text, cited = _VERDICTS[key]
+    value = (judged_attempt(row) or {}).get("context_pmi")
+    if answered and pmi > 0 and value is not None and value < pmi:
+        return False, "", []
+    return answered, text, cited
 
 
 def figures(rows: list[dict], questions: dict, aliases: dict, **thresholds) -> dict:
     scored = []
     for row in rows:
         q = questions[row["id"]]
-        answered, text, cited = replay(row, q, aliases, **thresholds)
+        answered, text, cited = cached_replay(row, q, aliases, **thresholds)
         gold = {q.get("source")} | set(q.get("alt_sources", []))
         scored.append(
             {
@@ -134,15 +190,22 @@ def signal_auroc(rows: list[dict], questions: dict) -> None:
             "question_window_coverage": cover.window_share,
             "support": row["signals"].get("support") or 0.0,
         }
+        attempt = judged_attempt(row)
+        if attempt is not None and attempt.get("context_pmi") is not None:
+            values[row["id"]]["context_pmi"] = attempt["context_pmi"]
     for name in (
         "question_term_coverage",
         "question_word_coverage",
         "question_window_coverage",
         "support",
+        "context_pmi",
     ):
-        pos = [values[r["id"]][name] for r in rows if not r["unanswerable"]]
-        neg = [values[r["id"]][name] for r in rows if r["unanswerable"]]
-        near = [values[r["id"]][name] for r in rows if r["near_miss"]]
+        have = [r for r in rows if name in values[r["id"]]]
+        if not have:
+            continue
+        pos = [values[r["id"]][name] for r in have if not r["unanswerable"]]
+        neg = [values[r["id"]][name] for r in have if r["unanswerable"]]
+        near = [values[r["id"]][name] for r in have if r["near_miss"]]
         both, near_only = auroc(pos, neg), auroc(pos, near)
         print(
             f"AUROC {name}: {both if both is None else round(both, 3)} "
@@ -156,17 +219,26 @@ def main() -> None:
     parser.add_argument("--questions", default="../shared/eval/dev.jsonl")
     parser.add_argument("--aliases", default="../shared/corpus/pdf/pdf_sources.json")
     parser.add_argument("--json")
+    parser.add_argument(
+        "--context-pmi", help="answer_logprob_signals.py scores for a run that lacks them"
+    )
     args = parser.parse_args()
     rows = json.loads(Path(args.run).read_text())["rows"]
+    if args.context_pmi:
+        add_context_pmi(rows, args.context_pmi)
+    pmi_grid = CONTEXT_PMI if missing_pmi(rows) < len(rows) else (0.0,)
+    if len(pmi_grid) > 1:
+        print(f"context PMI missing for {missing_pmi(rows)} answered rows (gate off for them)")
     questions = {q["id"]: q for q in load_questions(Path(args.questions))}
     aliases = load_aliases(Path(args.aliases)) if Path(args.aliases).exists() else {}
     grid = []
     print(
-        "window cover typed qwin anch | unans abst | near abst | false abst | keyphrase | cites gold (n)"
+        "window cover typed qwin anch  pmi | unans abst | near abst | false abst | keyphrase "
+        "| cites gold (n)"
     )
     signal_auroc(rows, questions)
-    for window, coverage, typed, qwindow, anchored in itertools.product(
-        WINDOW_SHARES, COVERAGES, (False, True), QUESTION_WINDOWS, ANCHORED
+    for window, coverage, typed, qwindow, anchored, pmi in itertools.product(
+        WINDOW_SHARES, COVERAGES, (False, True), QUESTION_WINDOWS, ANCHORED, pmi_grid
     ):
         f = figures(
             rows,
@@ -177,10 +249,12 @@ def main() -> None:
             typed=typed,
             qwindow=qwindow,
             anchored=anchored,
+            context_pmi=pmi,
         )
         grid.append(f)
         print(
-            f"{window:6.2f} {coverage:5.2f} {int(typed):5d} {qwindow:4.2f} {anchored:4.2f} | "
+            f"{window:6.2f} {coverage:5.2f} {int(typed):5d} {qwindow:4.2f} {anchored:4.2f} "
+            f"{pmi:4.2f} | "
             f"{f['unanswerable_abstained']:10.3f} | "
             f"{f['near_misses_abstained']:9.3f} | {f['answerable_wrongly_abstained']:10.3f} | "
             f"{f['answered_with_gold_keyphrase']:9.3f} | {f['cites_gold_when_given']:.3f} "

@@ -191,6 +191,17 @@ class Settings(BaseSettings):
         description="a question asking for a number, an option or a command is answered "
         "only when a supported sentence gives one that the question did not already name",
     )
+    answer_min_context_pmi: float = Field(
+        # dev (replayed, benchmarks/calibrate_answers.py): 0.2 abstains on 2 more of the 41
+        # unanswerable (invented answers) for 1 of 95 answerable; 0.1: +1/+1, 0.3: +2/+3
+        default=0.2,
+        ge=0,
+        le=10,
+        description="abstain when the answer did not come from the passages: the mean, "
+        "over its tokens, of the model's log-probability with the passages minus without "
+        "them (nats a token). Catches the question restated as its answer and a guessed "
+        "yes/no, which pass the support checks; 0 = off (on: ~0.4-1.5 s an answer)",
+    )
     answer_evidence_sentences: int = Field(
         default=2, ge=1, le=10, description="verbatim sentences shown per cited passage"
     )

@@ -7,8 +7,9 @@ loosely). In order, each step a reason to abstain:
    command) must occur in the passages; "How do I post to Slack?" over passages that never
    say Slack is not answerable from them (``answer_min_question_coverage``).
 2. *hygiene*: an empty answer, a refusal, the prompt's instructions or the question echoed
-   back, a last sentence cut by the length bound are not answers; a generation that ran out
-   of tokens is retried once with half the passage text and a one-sentence bound.
+   back, a last sentence cut by the length bound or broken off by the model ("by setting
+   the") are not answers; a generation that ran out of tokens is retried once with half the
+   passage text and a one-sentence bound.
 3. *support of each sentence* (:mod:`.support`): a sentence is kept only when one passage
    contains all its specific terms and most of its content words within a few consecutive
    sentences; it then cites that passage. Unsupported sentences are dropped; if none remain
@@ -16,6 +17,9 @@ loosely). In order, each step a reason to abstain:
 4. *the asked detail*: a question that asks for a number, an option or a command is answered
    only when a kept sentence gives one the question did not already name
    (``answer_check_asked_type``).
+5. *the answer came from the passages* (:mod:`.answer_confidence`): the model's mean token
+   log-probability for its answer with the passages minus without them (context PMI); a
+   restated question or a guessed yes/no scores near zero (``answer_min_context_pmi``).
 Optional, when configured: the best dense similarity (``answer_min_support``) and a judge
 model's P(answerable) (``answer_judge_model`` + ``answer_min_p_answerable``).
 Every answer carries ``evidence``: the verbatim passage sentences that support it.
@@ -23,6 +27,7 @@ Every answer carries ``evidence``: the verbatim passage sentences that support i
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -32,9 +37,12 @@ from ..errors import GenerationError, InvalidInputError
 from ..runtime import Runtime
 from ..schemas import Answer, Citation, Evidence, SearchHit
 from .answer_check import AnswerCheck, asked_kind, check_answer
+from .answer_confidence import context_pmi
 from .search import retrieve, to_hits
 from .support import Passage, question_coverage, select_evidence
 from .support import says_unknown as says_unknown
+
+log = logging.getLogger(__name__)
 
 __all__ = ["AnswerCheck", "answer_question", "asked_kind", "check_answer", "format_answer"]
 
@@ -383,6 +391,28 @@ def answer_question(
         prompt_tokens=float(generation.prompt_tokens),
         tokens_per_s=round(generation.tokens_per_s, 2),
     )
+    pmi = None
+    if trace is not None or (settings.answer_min_context_pmi > 0 and check.problem is None):
+        t0 = time.perf_counter()
+        without_passages = build_messages(
+            question,
+            [],
+            settings.answer_max_chars_per_passage,
+            settings.answer_model_may_abstain,
+            one_sentence=bool(signals.get("retries")),
+            example=settings.answer_example,
+        )
+        try:
+            pmi = context_pmi(generator, messages, without_passages, text)
+        except GenerationError as exc:
+            # the generator stayed busy past its budget: the answer has passed every
+            # support check, so it goes out unscored rather than failing the call
+            log.warning("context PMI not measured: %s", exc)
+        timings["context_pmi_s"] = round(time.perf_counter() - t0, 4)
+        if pmi is not None:
+            signals["context_pmi"] = round(pmi.value, 4)
+            if trace is not None and trace.get("attempts"):
+                trace["attempts"][-1]["context_pmi"] = round(pmi.value, 4)
     signals["sentences_supported"] = float(len(check.kept))
     if check.anchored is not None:
         signals["anchored_share"] = round(check.anchored, 4)
@@ -393,6 +423,18 @@ def answer_question(
         if retry_reason and signals["retries"]:
             reason += f" (retried once: {retry_reason})"
         return abstain(reason, model=generator.model_id, p_answerable=p_answerable)
+    if (
+        settings.answer_min_context_pmi > 0
+        and pmi is not None
+        and pmi.value < settings.answer_min_context_pmi
+    ):
+        return abstain(
+            "the answer the model wrote does not come from the passages: it was about as "
+            f"likely without them (context PMI {pmi.value:.2f} < "
+            f"{settings.answer_min_context_pmi:.2f})",
+            model=generator.model_id,
+            p_answerable=p_answerable,
+        )
     cited = sorted({n for sentence in check.kept for n in sentence.passages})
     evidence = []
     for n in cited:
