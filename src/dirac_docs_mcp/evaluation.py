@@ -124,6 +124,7 @@ ANSWER_SIGNALS = (
     "support",
     "supported_share",
     "anchored_share",
+    "context_pmi",
     "p_answerable",
 )
 

@@ -179,7 +179,8 @@ class Answer(BaseModel):
     signals: dict[str, float] = Field(
         default_factory=dict,
         description="the abstention signals: question_term_coverage, question_word_coverage, "
-        "sentences_generated, sentences_supported, retries, ...",
+        "sentences_generated, sentences_supported, retries, context_pmi (how much more "
+        "likely the passages made the answer, nats a token), ...",
     )
     timings: dict[str, float] = Field(default_factory=dict)
 
