@@ -58,7 +58,8 @@ def context_pmi(
     prompt's key/value cache. That is also what the figures were calibrated with
     (``benchmarks/answer_logprob_signals.py`` does the same), which matters on the CPU int8
     model, whose activation scales depend on how many tokens one forward pass reads: the
-    same answer scored with and without the cache differs by ~0.04 nats a token."""
+    same answer's PMI with and without the cache differs by 0.07 nats a token (sd over the
+    136 dev answers, at most 0.29); in fp32 the two are equal."""
     if not answer:
         return None
     escaped = json.dumps(answer, ensure_ascii=False)[1:-1]
