@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from dirac_docs_mcp.tools.answer_confidence import ContextPmi
+
 
 def score(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
@@ -43,7 +45,7 @@ def score(args: argparse.Namespace) -> int:
     from dirac_docs_mcp.evaluation import load_questions
     from dirac_docs_mcp.runtime import Runtime
     from dirac_docs_mcp.tools.answer import build_messages
-    from dirac_docs_mcp.tools.answer_confidence import context_pmi
+    from dirac_docs_mcp.tools.answer_confidence import as_written, context_pmi
     from dirac_docs_mcp.tools.search import retrieve, to_hits
 
     data = json.loads(Path(args.run).read_text())
@@ -71,8 +73,6 @@ def score(args: argparse.Namespace) -> int:
             if attempt is None or not attempt["answer"]:
                 continue
             retried = attempt is not row["attempts"][0]
-            continuation = json.dumps(attempt["answer"], ensure_ascii=False)[1:-1]
-
             ctx_msgs, noctx_msgs = (
                 build_messages(
                     question,
@@ -92,7 +92,8 @@ def score(args: argparse.Namespace) -> int:
             if pmi is None:
                 continue
             ctx, noctx = pmi.with_passages, pmi.without
-            ids = generator._encode(continuation)  # noqa: SLF001 - token strings for the record
+            # token strings for the record: the answer as the model wrote (and scored) it
+            ids = generator._encode(as_written(attempt["answer"]))  # noqa: SLF001
             scores[row["id"]] = {
                 "tokens": generator.tokenizer.convert_ids_to_tokens(ids),
                 "ctx": [round(x, 4) for x in ctx],
@@ -114,11 +115,10 @@ def aggregates(s: dict) -> dict[str, float]:
     n = len(ctx)
     low = sorted(ctx)[: max(1, n // 10)]
     return {
-        "context_pmi": statistics.fmean(ctx) - statistics.fmean(noctx),  # the tool's signal
+        "context_pmi": ContextPmi(tuple(ctx), tuple(noctx)).value,  # the tool's signal
         "mean_logprob": statistics.fmean(ctx),
         "min_logprob": min(ctx),
         "low10_logprob": statistics.fmean(low),
-        "mean_pmi": statistics.fmean(pmi),
         "low10_pmi": statistics.fmean(sorted(pmi)[: max(1, n // 10)]),
         "share_pmi_pos": sum(1 for x in pmi if x > 0.5) / n,
         "mean_noctx": statistics.fmean(noctx),

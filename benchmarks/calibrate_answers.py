@@ -25,6 +25,7 @@ from pathlib import Path
 from dirac_docs_mcp.evaluation import auroc, load_aliases, load_questions, norm_path, norm_text
 from dirac_docs_mcp.tools.answer import SYSTEM_PROMPT, answer_instruction
 from dirac_docs_mcp.tools.answer_check import check_answer
+from dirac_docs_mcp.tools.answer_confidence import ContextPmi
 from dirac_docs_mcp.tools.support import Passage, question_coverage
 
 WINDOW_SHARES = (0.4, 0.5, 0.6, 0.7)
@@ -86,8 +87,7 @@ def replay(
     )
     if check.problem is not None:
         return False, "", []
-    pmi = attempt.get("context_pmi")
-    if context_pmi > 0 and pmi is not None and pmi < context_pmi:
+    if below_context_pmi(row, context_pmi):
         return False, "", []
     cited = sorted({n for s in check.kept for n in s.passages})
     return True, check.text, [hits[n - 1]["source"] for n in cited]
@@ -104,15 +104,20 @@ def judged_attempt(row: dict) -> dict | None:
     return row["attempts"][-1] if first_cut else first
 
 
+def below_context_pmi(row: dict, threshold: float) -> bool:
+    """The context-PMI gate (after the support checks): the judged attempt's stored PMI is
+    under ``threshold``. Off at 0; a row without a stored PMI passes."""
+    value = (judged_attempt(row) or {}).get("context_pmi")
+    return threshold > 0 and value is not None and value < threshold
+
+
 def add_context_pmi(rows: list[dict], path: str) -> None:
     """Put answer_logprob_signals.py's scores into each row's judged attempt."""
     scores = json.loads(Path(path).read_text())
     for row in rows:
         attempt, s = judged_attempt(row), scores.get(row["id"])
         if attempt is not None and s and s["ctx"] and s["noctx"]:
-            attempt["context_pmi"] = sum(s["ctx"]) / len(s["ctx"]) - sum(s["noctx"]) / len(
-                s["noctx"]
-            )
+            attempt["context_pmi"] = ContextPmi(tuple(s["ctx"]), tuple(s["noctx"])).value
 
 
 def missing_pmi(rows: list[dict]) -> int:
@@ -134,8 +139,7 @@ def cached_replay(row: dict, question: dict, aliases: dict, **thresholds):
     if key not in _VERDICTS:
         _VERDICTS[key] = replay(row, question, aliases, **thresholds)
     answered, text, cited = _VERDICTS[key]
-    value = (judged_attempt(row) or {}).get("context_pmi")
-    if answered and pmi > 0 and value is not None and value < pmi:
+    if answered and below_context_pmi(row, pmi):
         return False, "", []
     return answered, text, cited
 
@@ -226,9 +230,10 @@ def main() -> None:
     rows = json.loads(Path(args.run).read_text())["rows"]
     if args.context_pmi:
         add_context_pmi(rows, args.context_pmi)
-    pmi_grid = CONTEXT_PMI if missing_pmi(rows) < len(rows) else (0.0,)
+    missing = missing_pmi(rows)
+    pmi_grid = CONTEXT_PMI if missing < len(rows) else (0.0,)
     if len(pmi_grid) > 1:
-        print(f"context PMI missing for {missing_pmi(rows)} answered rows (gate off for them)")
+        print(f"context PMI missing for {missing} answered rows (gate off for them)")
     questions = {q["id"]: q for q in load_questions(Path(args.questions))}
     aliases = load_aliases(Path(args.aliases)) if Path(args.aliases).exists() else {}
     grid = []

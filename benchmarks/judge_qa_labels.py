@@ -30,6 +30,7 @@ from pathlib import Path
 
 from dirac_docs_mcp.config import load_settings
 from dirac_docs_mcp.runtime import Runtime
+from dirac_docs_mcp.tools.answer_confidence import score_context
 from dirac_docs_mcp.tools.qa_gates import support_messages
 
 
@@ -47,14 +48,20 @@ def pmi_messages(question: str, chunk_text: str | None) -> list[dict]:
 
 
 def pmi_record(judge, question: str, answer: str, chunk_text: str) -> dict:
-    ctx = judge.continuation_logprobs(pmi_messages(question, chunk_text), answer, timeout_s=600)
-    noctx = judge.continuation_logprobs(pmi_messages(question, None), answer, timeout_s=600)
-    mean = sum(a - b for a, b in zip(ctx, noctx, strict=True)) / max(1, len(ctx))
+    pmi = score_context(
+        judge,
+        pmi_messages(question, chunk_text),
+        pmi_messages(question, None),
+        answer,
+        timeout_s=600,
+    )
+    if pmi is None:  # an answer of no tokens: the chunk changes nothing
+        return {"score": 0.5, "mean_pmi": 0.0, "ctx": [], "noctx": []}
     return {
-        "score": round(1 / (1 + math.exp(-mean)), 4),
-        "mean_pmi": round(mean, 4),
-        "ctx": [round(x, 4) for x in ctx],
-        "noctx": [round(x, 4) for x in noctx],
+        "score": round(1 / (1 + math.exp(-pmi.value)), 4),
+        "mean_pmi": round(pmi.value, 4),
+        "ctx": [round(x, 4) for x in pmi.with_passages],
+        "noctx": [round(x, 4) for x in pmi.without],
     }
 
 

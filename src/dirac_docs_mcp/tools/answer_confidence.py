@@ -45,6 +45,29 @@ class ContextPmi:
         )
 
 
+def score_context(
+    generator: Generator,
+    messages_with: Messages,
+    messages_without: Messages,
+    reply: str,
+    prefix: str = "",
+    timeout_s: float | None = None,
+) -> ContextPmi | None:
+    """``reply``'s token log-probabilities after ``prefix`` in both conversations (the
+    mechanism; :func:`context_pmi` is the answer tool's use of it), or None for a reply
+    with no tokens."""
+    with_passages = generator.continuation_logprobs(messages_with, reply, prefix, timeout_s)
+    without = generator.continuation_logprobs(messages_without, reply, prefix, timeout_s)
+    if not with_passages or not without:
+        return None
+    return ContextPmi(tuple(with_passages), tuple(without))
+
+
+def as_written(answer: str) -> str:
+    """The answer text as the model wrote it inside its JSON reply (escapes and all)."""
+    return json.dumps(answer, ensure_ascii=False)[1:-1]
+
+
 def context_pmi(
     generator: Generator,
     messages_with: Messages,
@@ -62,9 +85,6 @@ def context_pmi(
     136 dev answers, at most 0.29); in fp32 the two are equal."""
     if not answer:
         return None
-    escaped = json.dumps(answer, ensure_ascii=False)[1:-1]
-    with_passages = generator.continuation_logprobs(messages_with, escaped, ANSWER_PREFIX)
-    without = generator.continuation_logprobs(messages_without, escaped, ANSWER_PREFIX)
-    if not with_passages or not without:
-        return None
-    return ContextPmi(tuple(with_passages), tuple(without))
+    return score_context(
+        generator, messages_with, messages_without, as_written(answer), ANSWER_PREFIX
+    )
