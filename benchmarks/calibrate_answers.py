@@ -13,6 +13,9 @@ and prints the issue's figures, so a thin margin over neighbouring thresholds is
 The context-PMI gate (``answer_min_context_pmi``) is replayed from each judged attempt's
 ``context_pmi`` (runs made since the signal exists store it) or, for older runs, from
 ``--context-pmi``: scores written by ``answer_logprob_signals.py`` for the same run.
+The quote an accepted answer ends with (``answer_quote_candidates``) is replayed from each
+row's stored ``quote`` (runs made since it exists) or from ``--quotes``, scores written by
+``answer_quotes.py``; the grid then has a quote axis (off / on).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 from pathlib import Path
 
 from dirac_docs_mcp.evaluation import auroc, load_aliases, load_questions, norm_path, norm_text
 from dirac_docs_mcp.tools.answer import SYSTEM_PROMPT, answer_instruction
 from dirac_docs_mcp.tools.answer_check import check_answer
 from dirac_docs_mcp.tools.answer_confidence import ContextPmi
+from dirac_docs_mcp.tools.answer_quote import Quote, already_said, with_announced, with_quote
 from dirac_docs_mcp.tools.support import Passage, question_coverage
 
 WINDOW_SHARES = (0.4, 0.5, 0.6, 0.7)
@@ -144,11 +149,49 @@ def cached_replay(row: dict, question: dict, aliases: dict, **thresholds):
     return answered, text, cited
 
 
-def figures(rows: list[dict], questions: dict, aliases: dict, **thresholds) -> dict:
+def stored_quote(row: dict) -> Quote | None:
+    """The row's best-scored quote, its sentence taken from the passage as the judged
+    attempt was given it (committed runs carry no corpus text)."""
+    q = row.get("quote")
+    if not q:
+        return None
+    attempt = judged_attempt(row) or {}
+    chars = attempt.get("max_chars_per_passage", 1600)
+    text = row["passages"][q["n"] - 1]["text"]
+    text = text if len(text) <= chars else text[:chars] + "…"
+    sentence = with_announced(text, Passage(text).sentences[q["index"]])
+    return Quote(q["n"], q["index"], sentence, q["score"])
+
+
+def add_quotes(rows: list[dict], path: str, per_passage: int) -> None:
+    """Put answer_quotes.py's best candidate at ``per_passage`` into each row."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from answer_quotes import best_of
+
+    scores = json.loads(Path(path).read_text())
+    for row in rows:
+        if row["id"] in scores and (best := best_of(scores[row["id"]], per_passage)):
+            row["quote"] = best
+
+
+def quoted(row: dict, answered: bool, text: str, cited: list[str]) -> tuple[str, list[str]]:
+    """An accepted answer with the row's quote appended, as the tool appends it."""
+    quote = stored_quote(row) if answered else None
+    if quote is None or already_said(quote, text):
+        return text, cited
+    source = row["passages"][quote.n - 1]["source"]
+    return with_quote(text, quote), cited + [source]
+
+
+def figures(
+    rows: list[dict], questions: dict, aliases: dict, quote: bool = False, **thresholds
+) -> dict:
     scored = []
     for row in rows:
         q = questions[row["id"]]
         answered, text, cited = cached_replay(row, q, aliases, **thresholds)
+        if quote:
+            text, cited = quoted(row, answered, text, cited)
         gold = {q.get("source")} | set(q.get("alt_sources", []))
         scored.append(
             {
@@ -171,6 +214,7 @@ def figures(rows: list[dict], questions: dict, aliases: dict, **thresholds) -> d
 
     return {
         **thresholds,
+        "quote": quote,
         "unanswerable_abstained": share(una, lambda r: not r["answered"]),
         "near_misses_abstained": share(near, lambda r: not r["answered"]),
         "answerable_wrongly_abstained": share(ans, lambda r: not r["answered"]),
@@ -226,10 +270,17 @@ def main() -> None:
     parser.add_argument(
         "--context-pmi", help="answer_logprob_signals.py scores for a run that lacks them"
     )
+    parser.add_argument("--quotes", help="answer_quotes.py scores for a run that lacks them")
+    parser.add_argument(
+        "--quote-candidates", type=int, default=3, help="candidates a passage (with --quotes)"
+    )
     args = parser.parse_args()
     rows = json.loads(Path(args.run).read_text())["rows"]
     if args.context_pmi:
         add_context_pmi(rows, args.context_pmi)
+    if args.quotes:
+        add_quotes(rows, args.quotes, args.quote_candidates)
+    quote_grid = (False, True) if any(r.get("quote") for r in rows) else (False,)
     missing = missing_pmi(rows)
     pmi_grid = CONTEXT_PMI if missing < len(rows) else (0.0,)
     if len(pmi_grid) > 1:
@@ -238,17 +289,18 @@ def main() -> None:
     aliases = load_aliases(Path(args.aliases)) if Path(args.aliases).exists() else {}
     grid = []
     print(
-        "window cover typed qwin anch  pmi | unans abst | near abst | false abst | keyphrase "
+        "window cover typed qwin anch  pmi quote | unans abst | near abst | false abst | keyphrase "
         "| cites gold (n)"
     )
     signal_auroc(rows, questions)
-    for window, coverage, typed, qwindow, anchored, pmi in itertools.product(
-        WINDOW_SHARES, COVERAGES, (False, True), QUESTION_WINDOWS, ANCHORED, pmi_grid
+    for window, coverage, typed, qwindow, anchored, pmi, quote in itertools.product(
+        WINDOW_SHARES, COVERAGES, (False, True), QUESTION_WINDOWS, ANCHORED, pmi_grid, quote_grid
     ):
         f = figures(
             rows,
             questions,
             aliases,
+            quote=quote,
             window=window,
             coverage=coverage,
             typed=typed,
@@ -259,7 +311,7 @@ def main() -> None:
         grid.append(f)
         print(
             f"{window:6.2f} {coverage:5.2f} {int(typed):5d} {qwindow:4.2f} {anchored:4.2f} "
-            f"{pmi:4.2f} | "
+            f"{pmi:4.2f} {int(quote):5d} | "
             f"{f['unanswerable_abstained']:10.3f} | "
             f"{f['near_misses_abstained']:9.3f} | {f['answerable_wrongly_abstained']:10.3f} | "
             f"{f['answered_with_gold_keyphrase']:9.3f} | {f['cites_gold_when_given']:.3f} "

@@ -202,6 +202,19 @@ class Settings(BaseSettings):
         "them (nats a token). Catches the question restated as its answer and a guessed "
         "yes/no, which pass the support checks; 0 = off (on: ~0.4-1.5 s an answer)",
     )
+    answer_quote_candidates: int = Field(
+        # dev (benchmarks/answer_quotes.py, calibrate_answers.py --quotes; two generation
+        # runs): quoting the best of each passage's closest sentence lifts the answers with a
+        # gold keyphrase from 27 to 39 and 26 to 38 of 95 (a lexical pick without the model:
+        # 36 and 35); 2 or 3 a passage give the same for ~2x the forward passes (one of ~60
+        # tokens a candidate, ~0.2 s on a 2-core CPU)
+        default=1,
+        ge=0,
+        le=10,
+        description="sentences of each passage (the closest to the question in words) scored "
+        "by how likely the model finds the question after them; the best is quoted verbatim "
+        "after an accepted answer. 0 = no quote",
+    )
     answer_evidence_sentences: int = Field(
         default=2, ge=1, le=10, description="verbatim sentences shown per cited passage"
     )

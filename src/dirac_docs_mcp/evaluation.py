@@ -151,6 +151,7 @@ def answer_row(question: dict, answer, aliases: dict[str, str], trace: dict | No
         and any(norm_path(c.source, aliases) in gold for c in answer.citations),
         "gold_given": any(norm_path(h.source, aliases) in gold for h in answer.passages),
         "seconds": answer.timings.get("total_s", 0.0),
+        "timings": dict(answer.timings),
         "tokens_per_s": answer.timings.get("tokens_per_s", 0.0),
         "retried": bool(signals.get("retries")),
         "signals": signals,
@@ -159,6 +160,9 @@ def answer_row(question: dict, answer, aliases: dict[str, str], trace: dict | No
         "cited": [c.n for c in answer.citations],
         "evidence": [e.model_dump() for e in answer.evidence],
         "attempts": (trace or {}).get("attempts", []),
+        # the best-scored passage sentence, whatever the verdict (replayed by
+        # calibrate_answers.py at other thresholds)
+        "quote": (trace or {}).get("quote"),
         "passages": [
             {
                 "n": h.rank,

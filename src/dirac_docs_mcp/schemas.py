@@ -176,6 +176,11 @@ class Answer(BaseModel):
         description="for each cited passage (or, evidence-only and abstentions, each passage "
         "given), its sentences that support the answer or are closest to the question",
     )
+    quote: Evidence | None = Field(
+        default=None,
+        description="the passage sentence, verbatim, after which the model finds the "
+        "question most likely: the docs' own answer, quoted at the end of the answer text",
+    )
     signals: dict[str, float] = Field(
         default_factory=dict,
         description="the abstention signals: question_term_coverage, question_word_coverage, "

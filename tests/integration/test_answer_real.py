@@ -187,6 +187,15 @@ def test_context_pmi_is_measured_and_gates_a_checked_answer(fixture_index):
         plain = context_pmi(generator, with_msgs, without_msgs, answer_text)
         assert plain is not None and plain.value == pytest.approx(pmi, abs=0.1)
 
+        # the quote: the best-scored passage sentence, verbatim, cited, after the answer
+        assert free.quote is not None and trace["quote"]["sentence"] == free.quote.sentences[0]
+        n, sentence = free.quote.n, free.quote.sentences[0]
+        assert sentence in free.passages[n - 1].text
+        assert n in [c.n for c in free.citations]
+        assert free.answer.endswith(f'[{n}]: "{sentence}"') or sentence in free.answer
+        assert free.signals["quote_logprob"] == pytest.approx(trace["quote"]["score"], abs=1e-3)
+        assert free.timings["quote_s"] > 0
+
     strict = settings.model_copy(update={"answer_min_context_pmi": max(0.01, pmi + 0.05)})
     with Runtime(strict) as runtime:
         refused = answer_question(runtime, question, limit=2)
@@ -194,7 +203,43 @@ def test_context_pmi_is_measured_and_gates_a_checked_answer(fixture_index):
     assert "does not come from the passages" in refused.reason
     assert refused.signals["context_pmi"] == pytest.approx(pmi, abs=1e-3)
     assert refused.evidence  # an abstention still shows the closest sentences
+    assert refused.quote is None and "quote_s" not in refused.timings  # scored only to answer
     if pmi > 0.06:
         lenient = settings.model_copy(update={"answer_min_context_pmi": pmi - 0.05})
         with Runtime(lenient) as runtime:
             assert answer_question(runtime, question, limit=2).answered
+
+
+def test_the_quote_is_the_sentence_the_question_is_about(fixture_index):
+    """Question likelihood with a real model (SmolLM2-135M): among sentences that all share
+    words with the question, the one that answers it makes the question likeliest, and
+    best_quote returns it verbatim with its place in its passage."""
+    from dirac_docs_mcp.runtime import Runtime
+    from dirac_docs_mcp.schemas import SearchHit
+    from dirac_docs_mcp.tools.answer_quote import best_quote, candidates, score
+    from dirac_docs_mcp.tools.support import Passage
+
+    settings, _ = fixture_index
+    settings = settings.model_copy(update={"generator_model": "smollm2-135m"})
+    answer = "To create a proxy with a given group, run dirac-proxy-init -g <group>."
+    texts = [
+        "A proxy is a short-lived certificate. Groups are defined in the Registry section. "
+        "The proxy of a job is renewed by the pilot.",
+        f"Jobs need a valid proxy. {answer} Several groups can be given to one user.",
+    ]
+    hits = [
+        SearchHit(rank=i, text=t, source=f"p{i}.rst", section="User Guide › Proxies",
+                  score=1.0, chunk_id=f"c{i}", link=f"dirac-docs://p{i}.rst")
+        for i, t in enumerate(texts, 1)
+    ]  # fmt: skip
+    passages = [Passage(h.text, h.section) for h in hits]
+    question = "How do I create a proxy with a given group?"
+    with Runtime(settings) as runtime:
+        generator = runtime.generator()
+        pool = candidates(question, hits, passages, 3)
+        assert len(pool) >= 3 and answer in [c.sentence for c in pool]
+        quote = best_quote(generator, question, hits, passages, 3)
+        assert quote is not None and quote.sentence == answer
+        assert (quote.n, passages[quote.n - 1].sentences[quote.index]) == (2, answer)
+        others = [score(generator, question, c) for c in pool if c.sentence != answer]
+        assert all(s is not None and s < quote.score for s in others)

@@ -38,6 +38,7 @@ from ..runtime import Runtime
 from ..schemas import Answer, Citation, Evidence, SearchHit
 from .answer_check import AnswerCheck, asked_kind, check_answer
 from .answer_confidence import context_pmi
+from .answer_quote import Quote, already_said, best_quote, with_quote
 from .search import retrieve, to_hits
 from .support import Passage, question_coverage, select_evidence
 from .support import says_unknown as says_unknown
@@ -413,6 +414,24 @@ def answer_question(
             signals["context_pmi"] = round(pmi.value, 4)
             if trace is not None and trace.get("attempts"):
                 trace["attempts"][-1]["context_pmi"] = round(pmi.value, 4)
+    below_context_pmi = (
+        settings.answer_min_context_pmi > 0
+        and pmi is not None
+        and pmi.value < settings.answer_min_context_pmi
+    )
+    quote = None
+    if settings.answer_quote_candidates > 0 and (
+        trace is not None or (check.problem is None and not below_context_pmi)
+    ):
+        # from the passages as the judged attempt was given them
+        quote = _quote(generator, question, hits, chars, settings, timings, signals)
+        if trace is not None and quote is not None:
+            trace["quote"] = {
+                "n": quote.n,
+                "index": quote.index,
+                "sentence": quote.sentence,
+                "score": round(quote.score, 4),
+            }
     signals["sentences_supported"] = float(len(check.kept))
     if check.anchored is not None:
         signals["anchored_share"] = round(check.anchored, 4)
@@ -423,11 +442,8 @@ def answer_question(
         if retry_reason and signals["retries"]:
             reason += f" (retried once: {retry_reason})"
         return abstain(reason, model=generator.model_id, p_answerable=p_answerable)
-    if (
-        settings.answer_min_context_pmi > 0
-        and pmi is not None
-        and pmi.value < settings.answer_min_context_pmi
-    ):
+    if below_context_pmi:
+        assert pmi is not None
         return abstain(
             "the answer the model wrote does not come from the passages: it was about as "
             f"likely without them (context PMI {pmi.value:.2f} < "
@@ -435,10 +451,14 @@ def answer_question(
             model=generator.model_id,
             p_answerable=p_answerable,
         )
-    cited = sorted({n for sentence in check.kept for n in sentence.passages})
+    text = check.text
+    cited = {n for sentence in check.kept for n in sentence.passages}
+    if quote is not None and not already_said(quote, text):
+        text = with_quote(text, quote)
+        cited.add(quote.n)
     evidence = []
-    for n in cited:
-        sentences: list[str] = []
+    for n in sorted(cited):
+        sentences = [quote.sentence] if quote is not None and quote.n == n else []
         for kept in check.kept:
             sentences += [e for e in kept.evidence.get(n, []) if e not in sentences]
         evidence.append(_evidence_item(hits[n - 1], sentences[: 2 * k_evidence]))
@@ -446,16 +466,48 @@ def answer_question(
     return Answer(
         question=question,
         answered=True,
-        answer=check.text,
-        citations=[_citation(hits[n - 1]) for n in cited],
+        answer=text,
+        citations=[_citation(hits[n - 1]) for n in sorted(cited)],
         passages=hits,
         model=generator.model_id,
+        quote=_evidence_item(hits[quote.n - 1], [quote.sentence]) if quote else None,
         support=support_score,
         p_answerable=p_answerable,
         evidence=evidence,
         signals=signals,
         timings=timings,
     )
+
+
+def _quote(
+    generator,
+    question: str,
+    hits: list[SearchHit],
+    chars: int,
+    settings,
+    timings: dict[str, float],
+    signals: dict[str, float],
+) -> Quote | None:
+    """The passage sentence that answers the question (:mod:`.answer_quote`), from the
+    passages as the model was given them; None when the generator stays busy past its
+    budget (the checked answer goes out without it)."""
+    t0 = time.perf_counter()
+    try:
+        quote = best_quote(
+            generator,
+            question,
+            hits,
+            _passages(hits, chars),
+            settings.answer_quote_candidates,
+            timeout_s=settings.generator_timeout_s,
+        )
+    except GenerationError as exc:
+        log.warning("no quote: %s", exc)
+        quote = None
+    timings["quote_s"] = round(time.perf_counter() - t0, 4)
+    if quote is not None:
+        signals["quote_logprob"] = round(quote.score, 4)
+    return quote
 
 
 def _citation(hit: SearchHit) -> Citation:

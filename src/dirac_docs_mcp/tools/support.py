@@ -189,7 +189,7 @@ def specific_terms(text: str, proper_nouns: bool = False) -> list[Term]:
     return out
 
 
-def _norm(text: str) -> str:
+def normalize(text: str) -> str:
     """Lowercase, markup and whitespace folded, so a term is found however it is set."""
     text = re.sub(r"[`*\\]", "", text or "").lower()
     return " ".join(text.split())
@@ -200,13 +200,13 @@ def _found(value: str, normalized_text: str) -> bool:
 
 
 def term_in(term: Term | str, normalized_text: str, alternatives: bool = False) -> bool:
-    """Whether ``term`` occurs in an already :func:`_norm`-ed text, as a whole token.
+    """Whether ``term`` occurs in an already :func:`normalize`-ed text, as a whole token.
 
     Spelling variants count: "dirac login" for "dirac-login", a plural for its singular
     ("RequestExecutingAgents"). ``alternatives``: a slashed pair in prose
     ("Apptainer/Singularity", "OS/architecture") is found when one side is; otherwise
     (an answer's "Systems/WorkloadManagement") every side must be."""
-    value = _norm(term.text if isinstance(term, Term) else term)
+    value = normalize(term.text if isinstance(term, Term) else term)
     if not value:
         return True
     if _found(value, normalized_text):
@@ -293,7 +293,7 @@ class Passage:
     def __init__(self, text: str, context: str = ""):
         self.text = text or ""
         # the breadcrumb and path belong to what the passage says ("Agents / StalledJobAgent")
-        self.normalized = _norm(self.text + "\n" + context)
+        self.normalized = normalize(self.text + "\n" + context)
         self.sentences = split_sentences(self.text)
         self.sentence_words = [set(content_words(s)) for s in self.sentences]
         self.words = set(content_words(self.text + "\n" + context))
@@ -462,7 +462,7 @@ def repeats_question(text: str, question: str) -> bool:
     q = " ".join((question or "").lower().split()).rstrip("?.")
     if not t or t == q:
         return True
-    asked = _norm(question)
+    asked = normalize(question)
     if any(not term_in(term, asked) for term in specific_terms(text)):
         return False  # it names something the question did not ("--token", "2 hours")
     words = set(claim_words(text))
